@@ -29,3 +29,114 @@ def redis_client(redis_url):
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     yield client
     client.close()
+
+
+# --- The scoring Lambda's collaborators (tests/lambda, and anyone who fills Redis via the handler) ---
+
+FRAUD_ENDPOINT = "fraud-xgboost"
+ANOMALY_ENDPOINT = "anomaly-rcf"
+
+
+def predictable_fraud_probability(rows):
+    """Toy XGBoost: the fraud probability is feature V1 (index 1), clipped to 0..1."""
+    return [min(1.0, max(0.0, row[1])) for row in rows]
+
+
+def predictable_anomaly_score(rows):
+    """Toy RCF: the anomaly score is feature V2 (index 2)."""
+    return [row[2] for row in rows]
+
+
+@pytest.fixture
+def sagemaker_runtime(monkeypatch):
+    """A started local SageMaker runtime with the two endpoints the scorer calls, reached through
+    AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME (plus dummy credentials and region). The models are
+    predictable: fraud probability = V1 clipped to 0..1, anomaly score = V2 (see `make_transaction`)."""
+    from local.sagemaker_runtime import SageMakerRuntimeServer, rcf_endpoint, xgboost_endpoint
+
+    endpoints = {
+        FRAUD_ENDPOINT: xgboost_endpoint(predictable_fraud_probability),
+        ANOMALY_ENDPOINT: rcf_endpoint(predictable_anomaly_score),
+    }
+    with SageMakerRuntimeServer(endpoints) as server:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", server.url)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+        monkeypatch.delenv("AWS_PROFILE", raising=False)
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        yield server
+
+
+@pytest.fixture
+def scorer_env(monkeypatch, redis_url, sagemaker_runtime):
+    """Environment for `handler.handler` against the test Redis and the local SageMaker runtime,
+    with the handler's per-container caches reset before and after the test. Thresholds: fraud 0.5,
+    anomaly 3.0. Yields the environment it set."""
+    import handler
+
+    env = {
+        "REDIS_URL": redis_url,
+        "FRAUD_ENDPOINT_NAME": FRAUD_ENDPOINT,
+        "ANOMALY_ENDPOINT_NAME": ANOMALY_ENDPOINT,
+        "FRAUD_THRESHOLD": "0.5",
+        "ANOMALY_THRESHOLD": "3.0",
+        "POWERTOOLS_SERVICE_NAME": "fraud-scorer",
+        "POWERTOOLS_METRICS_NAMESPACE": "FraudDetection",
+    }
+    monkeypatch.delenv("REDIS_SECRET_ARN", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    handler.reset_container_state()
+    yield env
+    handler.reset_container_state()
+
+
+@pytest.fixture
+def make_transaction():
+    """Factory for valid v1 events whose scores the `sagemaker_runtime` models make predictable:
+    make_transaction("t1", fraud=0.9, anomaly=1.0, amount=12.5, timestamp=..., **extra fields)."""
+    import time
+
+    def make(
+        transaction_id: str,
+        *,
+        fraud: float = 0.1,
+        anomaly: float = 1.0,
+        amount: float = 10.0,
+        timestamp: int | str | None = None,
+        card_id: str = "card-00001",
+        **extra,
+    ) -> dict:
+        features = [0.0] * 30
+        features[1], features[2], features[29] = fraud, anomaly, amount
+        return {
+            "transaction_id": transaction_id,
+            "timestamp": int(time.time() * 1000) if timestamp is None else timestamp,
+            "card_id": card_id,
+            "amount": amount,
+            "features": features,
+            **extra,
+        }
+
+    return make
+
+
+class FakeLambdaContext:
+    """The LambdaContext attributes Powertools reads."""
+
+    function_name = "fraud-scorer"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:fraud-scorer"
+    aws_request_id = "00000000-0000-4000-8000-000000000000"
+    log_group_name = "/aws/lambda/fraud-scorer"
+    log_stream_name = "2026/01/01/[$LATEST]0"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+@pytest.fixture
+def lambda_context() -> FakeLambdaContext:
+    return FakeLambdaContext()

@@ -1,0 +1,254 @@
+"""Draw the Grafana dashboards as PNG pictures from a Redis with data, without Grafana.
+
+    python -m grafana.render --redis-url redis://localhost:6379/0 --out artifacts/grafana
+    make render ARGS="--redis-url $REDIS_URL --out docs/images"
+
+One PNG per dashboard: every panel is drawn where the dashboard JSON places it (its 24-column grid
+position) from the results of the panel's own Redis commands (`grafana.queries`), so the picture
+shows what Grafana shows for the same data and time range. Used by `make demo` and for the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from matplotlib import dates as mdates
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter
+
+from grafana.queries import (
+    PanelResult,
+    Table,
+    TimeRange,
+    connect,
+    dashboard_paths,
+    load_dashboard,
+    run_dashboard,
+)
+
+GRID_COLUMNS = 24
+COLUMN_INCHES = 0.75  # 24 columns -> an 18-inch wide picture
+ROW_INCHES = 0.36  # one Grafana grid row (30 px) at this scale
+DPI = 110
+TABLE_ROWS = 8
+# Grafana's dark theme, so the picture reads like the real dashboard.
+BACKGROUND, PANEL, TEXT, GRID = "#111217", "#181b1f", "#ccccdc", "#2c3235"
+PALETTE = ("#73bf69", "#f2cc0c", "#5794f2", "#ff780a", "#f2495c", "#b877d9", "#8ab8ff")
+NAMED_COLOURS = {
+    "fraud": "#f2495c",
+    "suspicious": "#ff9830",
+    "legit": "#73bf69",
+    "p50": "#5794f2",
+    "p99": "#ff780a",
+}
+
+
+def render_dashboard(redis_url: str, out_dir: Path, *, now_ms: int | None = None) -> list[Path]:
+    """Render every versioned dashboard from the Redis at `redis_url`; returns the PNG paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    with connect(redis_url) as client:
+        for path in dashboard_paths():
+            dashboard = load_dashboard(path)
+            window = TimeRange.from_dashboard(dashboard, now_ms)
+            panels = run_dashboard(client, dashboard, now_ms=window.end_ms)
+            target = out_dir / f"{dashboard['uid']}.png"
+            draw_dashboard(dashboard, panels, window).savefig(target, dpi=DPI, facecolor=BACKGROUND)
+            written.append(target)
+    return written
+
+
+def draw_dashboard(dashboard: Mapping[str, Any], panels: Sequence[PanelResult], window: TimeRange) -> Figure:
+    rows = max(p.panel["gridPos"]["y"] + p.panel["gridPos"]["h"] for p in panels)
+    title_rows = 1.5
+    height = (rows + title_rows) * ROW_INCHES
+    figure = Figure(figsize=(GRID_COLUMNS * COLUMN_INCHES, height), facecolor=BACKGROUND)
+    start = datetime.fromtimestamp(window.start_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+    end = datetime.fromtimestamp(window.end_ms / 1000, UTC).strftime("%H:%M UTC")
+    figure.text(
+        0.01,
+        1 - 0.5 * ROW_INCHES / height,
+        f"{dashboard['title']}    {start} – {end}",
+        color=TEXT,
+        fontsize=13,
+        va="center",
+    )
+    for panel in panels:
+        axes = figure.add_axes(_panel_rect(panel.panel["gridPos"], rows, title_rows))
+        _style(axes)
+        axes.set_title(panel.title, color=TEXT, fontsize=9, loc="left")
+        draw = {"timeseries": _draw_timeseries, "stat": _draw_stat, "table": _draw_table}.get(
+            panel.panel.get("type", ""), _draw_unsupported
+        )
+        if not any(result.has_data for result in panel.results):
+            _draw_no_data(axes)
+        else:
+            draw(axes, panel, window)
+    return figure
+
+
+def _panel_rect(grid: Mapping[str, int], rows: int, title_rows: float) -> list[float]:
+    """Axes rectangle (figure fractions) for a grid position, inset for titles and tick labels."""
+    total = rows + title_rows
+    left, width = grid["x"] / GRID_COLUMNS, grid["w"] / GRID_COLUMNS
+    bottom = 1 - (title_rows + grid["y"] + grid["h"]) / total
+    height = grid["h"] / total
+    inset_x, inset_top, inset_bottom = 0.03, 0.9 / total, 1.1 / total
+    return [left + inset_x, bottom + inset_bottom, width - inset_x - 0.008, height - inset_top - inset_bottom]
+
+
+def _style(axes: Axes) -> None:
+    axes.set_facecolor(PANEL)
+    axes.tick_params(colors=TEXT, labelsize=7)
+    for spine in axes.spines.values():
+        spine.set_color(GRID)
+    axes.grid(color=GRID, linewidth=0.5)
+
+
+def _colour(name: str, index: int) -> str:
+    return NAMED_COLOURS.get(name, PALETTE[index % len(PALETTE)])
+
+
+def _draw_timeseries(axes: Axes, panel: PanelResult, window: TimeRange) -> None:
+    custom = panel.panel.get("fieldConfig", {}).get("defaults", {}).get("custom", {})
+    style = custom.get("drawStyle", "line")
+    stacked = custom.get("stacking", {}).get("mode") == "normal"
+    series = [s for result in panel.results for s in result.series if s.values]
+    bottoms: dict[int, float] = {}
+    bucket_ms = min(
+        (int(r.target.target.get("bucket", 0)) for r in panel.results if r.target.target.get("bucket")),
+        default=60_000,
+    )
+    for index, one in enumerate(series):
+        times = [datetime.fromtimestamp(ts / 1000, UTC) for ts in one.timestamps_ms]
+        colour = _colour(one.name, index)
+        if style == "bars":
+            base = [bottoms.get(ts, 0.0) if stacked else 0.0 for ts in one.timestamps_ms]
+            # Bar widths are in days on a date axis; leave a small gap between buckets.
+            axes.bar(
+                times,
+                one.values,
+                width=bucket_ms / 86_400_000 * 0.8,
+                bottom=base,
+                color=colour,
+                label=one.name,
+            )
+            if stacked:
+                for ts, value, below in zip(one.timestamps_ms, one.values, base, strict=True):
+                    bottoms[ts] = below + value
+        elif style == "points":
+            axes.scatter(times, one.values, s=6, color=colour, label=one.name)
+        else:
+            axes.plot(times, one.values, color=colour, linewidth=1.2, label=one.name)
+    axes.set_xlim(
+        datetime.fromtimestamp(window.start_ms / 1000, UTC), datetime.fromtimestamp(window.end_ms / 1000, UTC)
+    )
+    locator = mdates.AutoDateLocator()
+    axes.xaxis.set_major_locator(locator)
+    axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    defaults = panel.panel.get("fieldConfig", {}).get("defaults", {})
+    if defaults.get("unit") == "percentunit":
+        axes.yaxis.set_major_formatter(PercentFormatter(1.0))
+    elif defaults.get("unit") == "ms":
+        axes.set_ylabel("ms", color=TEXT, fontsize=7)
+    if "min" in defaults or "max" in defaults:
+        axes.set_ylim(defaults.get("min"), defaults.get("max"))
+    legend = axes.legend(fontsize=7, loc="upper left", facecolor=PANEL, edgecolor=GRID, labelcolor=TEXT)
+    legend.get_frame().set_alpha(0.8)
+
+
+def _draw_stat(axes: Axes, panel: PanelResult, window: TimeRange) -> None:
+    calc = panel.panel.get("options", {}).get("reduceOptions", {}).get("calcs", ["lastNotNull"])[0]
+    values = [v for result in panel.results for s in result.series for v in s.values]
+    value = sum(values) if calc == "sum" else values[-1]
+    colour = panel.panel.get("fieldConfig", {}).get("defaults", {}).get("color", {}).get("fixedColor", TEXT)
+    text = f"{value:,.0f}" if math.isclose(value, round(value)) else f"{value:,.2f}"
+    axes.text(
+        0.5, 0.45, text, ha="center", va="center", fontsize=26, color=_css_colour(colour), weight="bold"
+    )
+    axes.set_axis_off()
+
+
+def _css_colour(name: str) -> str:
+    return {"red": "#f2495c", "orange": "#ff9830", "blue": "#5794f2", "purple": "#b877d9"}.get(name, name)
+
+
+def _draw_table(axes: Axes, panel: PanelResult, window: TimeRange) -> None:
+    table = _apply_transformations(panel)
+    axes.set_axis_off()
+    rows = [[_short(cell) for cell in row] for row in table.rows[:TABLE_ROWS]]
+    drawn = axes.table(cellText=rows, colLabels=list(table.columns), loc="upper center", cellLoc="left")
+    drawn.auto_set_font_size(False)
+    drawn.set_fontsize(7)
+    for cell in drawn.get_celld().values():
+        cell.set_facecolor(PANEL)
+        cell.set_edgecolor(GRID)
+        cell.get_text().set_color(TEXT)
+    if len(table.rows) > TABLE_ROWS:
+        axes.text(1.0, 0.0, f"{len(table.rows) - TABLE_ROWS} more rows", ha="right", color=TEXT, fontsize=7)
+
+
+def _apply_transformations(panel: PanelResult) -> Table:
+    """The `organize` transformation (exclude, rename); `merge` is implied by one table per target."""
+    tables = [result.table for result in panel.results if result.table is not None]
+    columns = list(tables[0].columns)
+    rows = [list(row) for table in tables for row in table.rows]
+    for transformation in panel.panel.get("transformations", []):
+        if transformation.get("id") != "organize":
+            continue
+        options = transformation.get("options", {})
+        keep = [i for i, name in enumerate(columns) if not options.get("excludeByName", {}).get(name)]
+        rename = options.get("renameByName", {})
+        columns = [rename.get(columns[i], columns[i]) for i in keep]
+        rows = [[row[i] for i in keep] for row in rows]
+    return Table(columns=tuple(columns), rows=tuple(tuple(row) for row in rows))
+
+
+def _short(cell: str) -> str:
+    try:
+        number = float(cell)
+    except ValueError:
+        return cell if len(cell) <= 28 else cell[:27] + "…"
+    return cell if number.is_integer() else f"{number:.3f}"
+
+
+def _draw_no_data(axes: Axes) -> None:
+    axes.text(
+        0.5, 0.5, "No data", ha="center", va="center", color=TEXT, fontsize=10, transform=axes.transAxes
+    )
+    axes.set_xticks([])
+    axes.set_yticks([])
+
+
+def _draw_unsupported(axes: Axes, panel: PanelResult, window: TimeRange) -> None:
+    axes.text(0.5, 0.5, f"({panel.panel.get('type')} panel)", ha="center", va="center", color=TEXT)
+    axes.set_axis_off()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m grafana.render", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("REDIS_URL"),
+        help="Redis with the scorer's data (default: $REDIS_URL)",
+    )
+    parser.add_argument("--out", type=Path, default=Path("artifacts/grafana"), help="output folder")
+    args = parser.parse_args(argv)
+    if not args.redis_url:
+        parser.error("give --redis-url or set REDIS_URL")
+    for path in render_dashboard(args.redis_url, args.out):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,277 @@
+"""Decode and validate Kinesis records into transactions, or say precisely why a record is rejected.
+
+Two wire formats are accepted (docs/architecture.md, *Event schema*): the v1 JSON event and the old
+demo's `{"data": "<30 numbers>", "metadata": [timestamp, id, source]}`. Anything else becomes a
+`Rejection` with a machine-readable `reason` and a human-readable `detail`; it never raises.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
+
+FEATURE_COUNT = 30  # creditcard.csv: Time, V1..V28, Amount (fraud_data.schema.FEATURE_COUNT)
+AMOUNT_INDEX = 29
+MAX_RECORD_BYTES = 64 * 1024
+TRANSACTION_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+MAX_CARD_ID = 64
+MAX_LABEL_TEXT = 64
+V1_FIELDS = ("transaction_id", "timestamp", "card_id", "amount", "features")
+
+
+class RejectReason(StrEnum):
+    BAD_BASE64 = "bad_base64"
+    NOT_UTF8 = "not_utf8"
+    NOT_JSON = "not_json"
+    NOT_OBJECT = "not_object"
+    TOO_LARGE = "too_large"
+    UNKNOWN_SCHEMA = "unknown_schema"
+    MISSING_FIELD = "missing_field"
+    INVALID_FIELD = "invalid_field"
+    WRONG_FEATURE_COUNT = "wrong_feature_count"
+    NON_FINITE = "non_finite"
+
+
+@dataclass(frozen=True)
+class RecordRef:
+    """Where a record came from: what the partial-batch response and the stored document name."""
+
+    shard_id: str
+    sequence_number: str
+    arrival_ms: int
+
+
+@dataclass(frozen=True)
+class Transaction:
+    ref: RecordRef
+    transaction_id: str
+    timestamp_ms: int
+    card_id: str
+    amount: float
+    features: tuple[float, ...]
+    format: str  # "v1" or "legacy"
+    channel: str | None = None
+    merchant: str | None = None
+    label: int | None = None
+
+    def event_fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {
+            "transaction_id": self.transaction_id,
+            "timestamp": self.timestamp_ms,
+            "card_id": self.card_id,
+            "amount": self.amount,
+            "features": list(self.features),
+        }
+        for name in ("channel", "merchant", "label"):
+            value = getattr(self, name)
+            if value is not None:
+                fields[name] = value
+        return fields
+
+
+@dataclass(frozen=True)
+class Rejection:
+    ref: RecordRef
+    reason: RejectReason
+    detail: str
+    raw: bytes
+
+
+class _Invalid(Exception):
+    def __init__(self, reason: RejectReason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason, self.detail = reason, detail
+
+
+def record_ref(record: KinesisStreamRecord) -> RecordRef:
+    # eventID is "<shard id>:<sequence number>" in every Kinesis event Lambda delivers.
+    shard_id = record.event_id.rpartition(":")[0] or "unknown"
+    return RecordRef(
+        shard_id=shard_id,
+        sequence_number=record.kinesis.sequence_number,
+        arrival_ms=int(float(record.kinesis.approximate_arrival_timestamp) * 1000),
+    )
+
+
+def decode_record(record: KinesisStreamRecord) -> Transaction | Rejection:
+    ref = record_ref(record)
+    raw = b""
+    try:
+        raw = _b64decode(record.kinesis.data)
+        return _parse(raw, ref)
+    except _Invalid as invalid:
+        return Rejection(ref=ref, reason=invalid.reason, detail=invalid.detail, raw=raw)
+
+
+def _b64decode(data: str) -> bytes:
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise _Invalid(RejectReason.BAD_BASE64, "record data is not valid base64") from exc
+
+
+def _reject_constant(name: str) -> float:
+    # json.loads accepts NaN/Infinity by default; the contract says numbers are finite.
+    raise _Invalid(RejectReason.NON_FINITE, f"{name} is not a finite number")
+
+
+def _parse(raw: bytes, ref: RecordRef) -> Transaction:
+    if len(raw) > MAX_RECORD_BYTES:
+        raise _Invalid(RejectReason.TOO_LARGE, f"record is {len(raw)} bytes, the limit is {MAX_RECORD_BYTES}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _Invalid(RejectReason.NOT_UTF8, "record data is not UTF-8") from exc
+    try:
+        body = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise _Invalid(RejectReason.NOT_JSON, f"not JSON: {exc.msg} at position {exc.pos}") from exc
+    except RecursionError as exc:
+        raise _Invalid(RejectReason.NOT_JSON, "not JSON: nested too deeply") from exc
+    if not isinstance(body, dict):
+        raise _Invalid(RejectReason.NOT_OBJECT, f"expected a JSON object, got {type(body).__name__}")
+    if "data" in body and "metadata" in body and not any(name in body for name in V1_FIELDS):
+        return _legacy(body, ref)
+    if not any(name in body for name in V1_FIELDS):
+        raise _Invalid(RejectReason.UNKNOWN_SCHEMA, "not a transaction event (no known fields)")
+    return _v1(body, ref)
+
+
+def _v1(body: dict[str, Any], ref: RecordRef) -> Transaction:
+    missing = [name for name in V1_FIELDS if name not in body]
+    if missing:
+        raise _Invalid(RejectReason.MISSING_FIELD, f"missing {', '.join(missing)}")
+    features = _features(body["features"])
+    amount = _amount(body["amount"])
+    return Transaction(
+        ref=ref,
+        transaction_id=_transaction_id(body["transaction_id"]),
+        timestamp_ms=_timestamp_ms(body["timestamp"]),
+        card_id=_text(body["card_id"], "card_id", MAX_CARD_ID),
+        amount=amount,
+        features=features,
+        format="v1",
+        channel=_optional_text(body, "channel"),
+        merchant=_optional_text(body, "merchant"),
+        label=_label(body.get("label")),
+    )
+
+
+def _legacy(body: dict[str, Any], ref: RecordRef) -> Transaction:
+    data, metadata = body["data"], body["metadata"]
+    if not isinstance(data, str):
+        raise _Invalid(RejectReason.INVALID_FIELD, "data must be a string of comma-separated numbers")
+    if not isinstance(metadata, list) or len(metadata) != 3:
+        raise _Invalid(RejectReason.INVALID_FIELD, "metadata must be [timestamp, id, source]")
+    try:
+        numbers = [float(cell) for cell in data.split(",")]
+    except ValueError as exc:
+        raise _Invalid(RejectReason.INVALID_FIELD, "data must be comma-separated numbers") from exc
+    features = _features(numbers)
+    timestamp, source_id, source = metadata
+    try:
+        timestamp_ms = _timestamp_ms(timestamp)
+    except _Invalid:
+        timestamp_ms = ref.arrival_ms  # the contract's fallback: the record's arrival time
+    return Transaction(
+        ref=ref,
+        # Derived from the sequence number so a replayed record maps to the same document.
+        transaction_id=f"kinesis-{ref.sequence_number}",
+        timestamp_ms=timestamp_ms,
+        card_id=f"legacy-{source_id}"[:MAX_CARD_ID],
+        amount=_amount(features[AMOUNT_INDEX]),
+        features=features,
+        format="legacy",
+        channel=str(source)[:MAX_LABEL_TEXT],
+    )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _features(value: Any) -> tuple[float, ...]:
+    if not isinstance(value, list):
+        raise _Invalid(RejectReason.INVALID_FIELD, "features must be an array of numbers")
+    if len(value) != FEATURE_COUNT:
+        raise _Invalid(
+            RejectReason.WRONG_FEATURE_COUNT, f"features has {len(value)} values, expected {FEATURE_COUNT}"
+        )
+    if not all(_is_number(x) for x in value):
+        raise _Invalid(RejectReason.INVALID_FIELD, "features must all be numbers")
+    features = tuple(float(x) for x in value)
+    if not all(math.isfinite(x) for x in features):
+        raise _Invalid(RejectReason.NON_FINITE, "features must be finite numbers")
+    return features
+
+
+def _amount(value: Any) -> float:
+    if not _is_number(value):
+        raise _Invalid(RejectReason.INVALID_FIELD, "amount must be a number")
+    amount = float(value)
+    if not math.isfinite(amount):
+        raise _Invalid(RejectReason.NON_FINITE, "amount must be finite")
+    if amount < 0:
+        raise _Invalid(RejectReason.INVALID_FIELD, "amount must be >= 0")
+    return amount
+
+
+def _transaction_id(value: Any) -> str:
+    if not isinstance(value, str) or not TRANSACTION_ID.fullmatch(value):
+        raise _Invalid(RejectReason.INVALID_FIELD, "transaction_id must be 1-128 chars of [A-Za-z0-9._:-]")
+    return value
+
+
+def _text(value: Any, name: str, limit: int) -> str:
+    if not isinstance(value, str) or not 1 <= len(value) <= limit:
+        raise _Invalid(RejectReason.INVALID_FIELD, f"{name} must be a string of 1-{limit} chars")
+    return value
+
+
+def _optional_text(body: dict[str, Any], name: str) -> str | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > MAX_LABEL_TEXT:
+        raise _Invalid(
+            RejectReason.INVALID_FIELD, f"{name} must be a string of at most {MAX_LABEL_TEXT} chars"
+        )
+    return value
+
+
+def _label(value: Any) -> int | None:
+    if value is None:
+        return None
+    if not _is_number(value) or value not in (0, 1):
+        raise _Invalid(RejectReason.INVALID_FIELD, "label must be 0 or 1")
+    return int(value)
+
+
+def _timestamp_ms(value: Any) -> int:
+    if _is_number(value):
+        if not math.isfinite(value):
+            raise _Invalid(RejectReason.NON_FINITE, "timestamp must be finite")
+        if value < 0:
+            raise _Invalid(RejectReason.INVALID_FIELD, "timestamp must be >= 0")
+        return int(value)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise _Invalid(RejectReason.INVALID_FIELD, "timestamp is not epoch ms or ISO-8601") from exc
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        millis = int(parsed.timestamp() * 1000)
+        if millis < 0:
+            raise _Invalid(RejectReason.INVALID_FIELD, "timestamp must not be before 1970")
+        return millis
+    raise _Invalid(RejectReason.INVALID_FIELD, "timestamp must be epoch milliseconds or an ISO-8601 string")

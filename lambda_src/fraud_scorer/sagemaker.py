@@ -1,0 +1,118 @@
+"""Score a whole batch with one InvokeEndpoint call per model, both models concurrently.
+
+Rows go out as one multi-row `text/csv` body; scores come back in row order, in either built-in
+format (XGBoost CSV joined by newlines or commas, or JSON `predictions`; RCF JSON `scores`). Any
+failure — the service after botocore's retries, a timeout, an unreadable answer or a wrong number of
+scores — is a `ScoringUnavailable`: the caller retries the batch rather than guess an alignment.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
+
+CSV = "text/csv"
+JSON = "application/json"
+# Both endpoints are called at once for every batch; two workers are all a container ever needs.
+_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="invoke-endpoint")
+
+
+class ScoringUnavailable(Exception):
+    """The batch could not be scored now; a later retry may succeed."""
+
+
+@dataclass(frozen=True)
+class BatchScores:
+    fraud_probabilities: list[float]
+    anomaly_scores: list[float]
+    fraud_latency_ms: float
+    anomaly_latency_ms: float
+
+
+def make_runtime_client() -> Any:
+    """boto3's sagemaker-runtime client with bounded, backed-off retries and timeouts.
+
+    No endpoint_url: boto3 resolves it, so AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME keeps working.
+    """
+    import boto3  # heavy: imported on first use, not on cold start
+    from botocore.config import Config
+
+    config = Config(
+        retries={"mode": "standard", "total_max_attempts": 3},  # the first call and two retries
+        connect_timeout=2,
+        read_timeout=10,
+        max_pool_connections=4,
+        tcp_keepalive=True,
+    )
+    return boto3.client("sagemaker-runtime", config=config)
+
+
+def to_csv(rows: Sequence[Sequence[float]]) -> bytes:
+    # repr() is the shortest text that round-trips a float exactly.
+    return "\n".join(",".join(repr(x) for x in row) for row in rows).encode()
+
+
+def parse_xgboost(body: bytes, content_type: str) -> list[float]:
+    text = body.decode("utf-8")
+    if content_type.startswith(JSON):
+        return [float(item["score"]) for item in json.loads(text)["predictions"]]
+    # Older containers join predictions with commas, newer ones with newlines.
+    return [float(cell) for cell in text.replace("\n", ",").split(",") if cell.strip()]
+
+
+def parse_rcf(body: bytes, content_type: str) -> list[float]:
+    return [float(item["score"]) for item in json.loads(body.decode("utf-8"))["scores"]]
+
+
+class BatchScorer:
+    def __init__(self, *, client: Any, fraud_endpoint: str, anomaly_endpoint: str) -> None:
+        self._client = client
+        self._fraud_endpoint = fraud_endpoint
+        self._anomaly_endpoint = anomaly_endpoint
+
+    def score(self, rows: Sequence[Sequence[float]]) -> BatchScores:
+        body = to_csv(rows)
+        fraud = _POOL.submit(self._invoke, self._fraud_endpoint, body, CSV, parse_xgboost, len(rows))
+        anomaly = _POOL.submit(self._invoke, self._anomaly_endpoint, body, JSON, parse_rcf, len(rows))
+        # Wait for both before raising: no call may outlive the invocation that made it.
+        wait((fraud, anomaly))
+        fraud_scores, fraud_ms = fraud.result()
+        anomaly_scores, anomaly_ms = anomaly.result()
+        return BatchScores(fraud_scores, anomaly_scores, fraud_ms, anomaly_ms)
+
+    def _invoke(
+        self, endpoint: str, body: bytes, accept: str, parse, expected: int
+    ) -> tuple[list[float], float]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        started = time.perf_counter()
+        try:
+            response = self._client.invoke_endpoint(
+                EndpointName=endpoint, Body=body, ContentType=CSV, Accept=accept
+            )
+            payload = response["Body"].read()
+        except (BotoCoreError, ClientError) as exc:
+            raise ScoringUnavailable(f"endpoint {endpoint}: {_describe(exc)}") from exc
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        try:
+            scores = parse(payload, response.get("ContentType", ""))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ScoringUnavailable(
+                f"endpoint {endpoint}: unreadable response ({type(exc).__name__})"
+            ) from exc
+        if len(scores) != expected:
+            raise ScoringUnavailable(f"endpoint {endpoint}: {len(scores)} scores for {expected} rows")
+        return scores, elapsed_ms
+
+
+def _describe(exc: Exception) -> str:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code", "error")
+        retries = response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
+        return f"{code} after {retries} retries"
+    return type(exc).__name__

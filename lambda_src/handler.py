@@ -1,0 +1,84 @@
+"""The scoring Lambda's entry point (container CMD `handler.handler`).
+
+Kinesis batch in; each record scored by both SageMaker endpoints (one call per endpoint per batch)
+and stored in Redis; returns the partial-batch response. The logic lives in `fraud_scorer/`.
+Clients are created on the first invocation and reused, so importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from fraud_scorer import metrics as batch_metrics
+from fraud_scorer.batch import Scorer
+
+SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "fraud-scorer")
+logger = Logger(service=SERVICE)
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "FraudDetection"), service=SERVICE)
+
+
+def _tracing_enabled() -> bool:
+    """Powertools' own rule: trace inside Lambda unless POWERTOOLS_TRACE_DISABLED is set."""
+    disabled = os.environ.get("POWERTOOLS_TRACE_DISABLED", "false").lower() in ("1", "true", "yes", "on")
+    return bool(os.environ.get("LAMBDA_TASK_ROOT")) and not disabled
+
+
+# Even a disabled Tracer imports the X-Ray SDK, which builds a botocore client at import (~0.25 s);
+# so the Tracer exists only where it traces, and local runs and tests import the handler cheaply.
+tracer = Tracer(service=SERVICE) if _tracing_enabled() else None
+
+_scorer: Scorer | None = None
+
+
+def _container_scorer() -> Scorer:
+    """Environment parsed and clients built once per container."""
+    global _scorer
+    if _scorer is None:
+        from fraud_scorer.config import Settings
+        from fraud_scorer.redis_connection import RedisConnector
+        from fraud_scorer.sagemaker import BatchScorer, make_runtime_client
+        from fraud_scorer.store import TransactionStore
+
+        settings = Settings.from_env()
+        _scorer = Scorer(
+            settings=settings,
+            connector=RedisConnector(url=settings.redis_url, secret_arn=settings.redis_secret_arn),
+            store=TransactionStore(retention_ms=settings.ts_retention_ms),
+            batch_scorer=BatchScorer(
+                client=make_runtime_client(),
+                fraud_endpoint=settings.fraud_endpoint_name,
+                anomaly_endpoint=settings.anomaly_endpoint_name,
+            ),
+        )
+    return _scorer
+
+
+def reset_container_state() -> None:
+    """Forget the per-container clients and cached secret (tests: each sees its own environment)."""
+    global _scorer
+    if _scorer is not None:
+        _scorer.connector.close()
+    _scorer = None
+    from aws_lambda_powertools.utilities import parameters
+
+    parameters.clear_caches()
+
+
+def _score_batch(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    result = _container_scorer().process(event)
+    batch_metrics.publish(metrics, result)
+    return result.response()
+
+
+if tracer is not None:
+    _score_batch = tracer.capture_lambda_handler(_score_batch, capture_response=False)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return _score_batch(event, context)

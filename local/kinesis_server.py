@@ -1,0 +1,98 @@
+"""A local Kinesis API: moto's server on 127.0.0.1, plus stream creation with N shards.
+
+The producer, the local trigger and the tests talk to it over HTTP with ordinary boto3 clients
+(`endpoint_url=server.endpoint_url`), exactly as they talk to AWS. moto keeps its state per process,
+so two servers in one process share streams: give each test its own stream name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+import boto3
+from botocore.config import Config
+from moto.server import ThreadedMotoServer
+
+from local.redis_stack import free_port
+
+REGION = "us-east-1"
+# moto accepts any key pair; these are placeholders, not credentials.
+DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}  # noqa: S105
+# Standard retry mode: throttling and 5xx are retried with capped exponential backoff and jitter.
+CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 8}, max_pool_connections=32)
+
+
+class LocalKinesisServer:
+    """moto's threaded server, started and stopped by us, with helpers for streams."""
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int | None = None, region: str = REGION) -> None:
+        self.host = host
+        self.port = port or free_port()
+        self.region = region
+        self._server: ThreadedMotoServer | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> LocalKinesisServer:
+        # werkzeug logs one line per request; at thousands of requests a second that is only noise.
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def __enter__(self) -> LocalKinesisServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def client(self):
+        """A Kinesis client for this server (thread-safe; share it between threads)."""
+        return boto3.client(
+            "kinesis",
+            endpoint_url=self.endpoint_url,
+            region_name=self.region,
+            config=CLIENT_CONFIG,
+            **DUMMY_CREDENTIALS,
+        )
+
+    def create_stream(self, name: str, *, shard_count: int) -> str:
+        """Create the stream (or reuse it when it exists with that name) and return its ARN."""
+        client = self.client()
+        with contextlib.suppress(client.exceptions.ResourceInUseException):
+            client.create_stream(StreamName=name, ShardCount=shard_count)
+        client.get_waiter("stream_exists").wait(
+            StreamName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 100}
+        )
+        return client.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
+
+    def delete_stream(self, name: str) -> None:
+        client = self.client()
+        with contextlib.suppress(client.exceptions.ResourceNotFoundException):
+            client.delete_stream(StreamName=name, EnforceConsumerDeletion=True)
+
+
+def read_stream(client, stream_name: str) -> list[dict]:
+    """Every record now in the stream, shard by shard from TRIM_HORIZON (GetRecords output dicts,
+    each with an added "ShardId"). This is what was *sent*: what Kinesis accepted."""
+    records: list[dict] = []
+    shards = client.list_shards(StreamName=stream_name)["Shards"]
+    for shard in shards:
+        iterator = client.get_shard_iterator(
+            StreamName=stream_name, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        while iterator:
+            page = client.get_records(ShardIterator=iterator, Limit=10_000)
+            records += [{**record, "ShardId": shard["ShardId"]} for record in page["Records"]]
+            if not page["Records"]:
+                break  # an open shard never returns a null iterator: empty means caught up
+            iterator = page.get("NextShardIterator")
+    return records

@@ -1,0 +1,85 @@
+"""One SageMaker model served behind an endpoint with a stable name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import Arn, ArnFormat, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sagemaker as sagemaker
+from constructs import Construct
+
+
+@dataclass(frozen=True)
+class ServerlessSettings:
+    memory_size_mb: int
+    max_concurrency: int
+
+
+class ModelEndpoint(Construct):
+    """CfnModel + CfnEndpointConfig (no fixed names, so a new model replaces them) + CfnEndpoint.
+
+    The endpoint keeps its name across model updates: CloudFormation updates it in place to the
+    new config, so the scoring Lambda's FRAUD_/ANOMALY_ENDPOINT_NAME never change.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        endpoint_name: str,
+        image_uri: str,
+        model_data_url: str,
+        role: iam.IRole,
+        key: kms.IKey,
+        instance_type: str,
+        serverless: ServerlessSettings | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.model = sagemaker.CfnModel(
+            self,
+            "Model",
+            execution_role_arn=role.role_arn,
+            primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
+                image=image_uri, model_data_url=model_data_url
+            ),
+        )
+        if serverless is None:
+            variant = sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+                variant_name="AllTraffic",
+                model_name=self.model.attr_model_name,
+                initial_instance_count=1,
+                instance_type=instance_type,
+                initial_variant_weight=1.0,
+            )
+        else:
+            variant = sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+                variant_name="AllTraffic",
+                model_name=self.model.attr_model_name,
+                serverless_config=sagemaker.CfnEndpointConfig.ServerlessConfigProperty(
+                    memory_size_in_mb=serverless.memory_size_mb,
+                    max_concurrency=serverless.max_concurrency,
+                ),
+            )
+        self.endpoint_config = sagemaker.CfnEndpointConfig(
+            self, "Config", production_variants=[variant], kms_key_id=key.key_arn
+        )
+        self.endpoint = sagemaker.CfnEndpoint(
+            self,
+            "Endpoint",
+            endpoint_name=endpoint_name,
+            endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
+        )
+        self.endpoint_name: str = self.endpoint.attr_endpoint_name
+        self.endpoint_arn: str = Arn.format(
+            {
+                "service": "sagemaker",
+                "resource": "endpoint",
+                # SageMaker lower-cases endpoint names in ARNs; IAM compares ARNs case-sensitively.
+                "resource_name": endpoint_name.lower(),
+                "arn_format": ArnFormat.SLASH_RESOURCE_NAME,
+            },
+            Stack.of(self),
+        )

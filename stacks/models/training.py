@@ -1,0 +1,313 @@
+"""Training during `cdk deploy`: a custom resource on the CDK Provider framework.
+
+on_event prepares the data (stdlib `fraud_data.prepare`, inside the Lambda) and starts the two
+training jobs; is_complete polls them, runs batch transforms to score the validation / training
+splits, and returns the model artifacts and data-driven thresholds as attributes. Job names are a
+hash of data + hyperparameters + image, so an unchanged input reuses the completed jobs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import ArnFormat, CustomResource, Duration, IgnoreMode, RemovalPolicy, Size, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_assets as s3_assets
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import custom_resources as cr
+from constructs import Construct
+
+from stacks.models.config import ModelsConfig
+from stacks.models.permissions import (
+    acknowledge,
+    allow_list_bucket,
+    allow_objects,
+    allow_sagemaker_logging,
+    bucket_prefix_finding,
+    sagemaker_name_prefix_finding,
+    wildcard_resource,
+)
+from stacks.models.runtime.naming import JOB_PREFIX, MODEL_PREFIX, PREFIXES
+from stacks.models.runtime.sources import parse_s3_uri
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# The Lambda needs fraud_data/ and this runtime only; gitignore-style rules keep everything else out
+# (no copy of fraud_data/, and stacks/__init__.py stays out so nothing imports aws_cdk at run time).
+RUNTIME_ASSET_RULES = [
+    "/*",
+    "!/fraud_data",
+    "!/stacks",
+    "/stacks/*",
+    "!/stacks/models",
+    "/stacks/models/*",
+    "!/stacks/models/runtime",
+    "__pycache__",
+    "*.pyc",
+]
+RUNTIME = lambda_.Runtime.PYTHON_3_14  # stdlib + the runtime's boto3: no bundling, no Docker
+PROVIDER_TOTAL_TIMEOUT = Duration.hours(2)  # the Provider framework's maximum; training takes ~20 min
+LOG_RETENTION = logs.RetentionDays.ONE_MONTH
+GET, PUT = "s3:GetObject", "s3:PutObject"
+
+
+class TrainingRun(Construct):
+    """Prepares the data and trains both models; exposes the results as CloudFormation attributes."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: ModelsConfig,
+        bucket: s3.IBucket,
+        xgboost_image: str,
+        rcf_image: str,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self._bucket = bucket
+        self.source_asset: s3_assets.Asset | None = None
+        source_uri = self._source_uri(config)
+
+        # The role SageMaker assumes for the training jobs and the scoring batch transforms.
+        self.job_role = iam.Role(
+            self,
+            "JobRole",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description="SageMaker training/transform jobs of the fraud models: this stack's bucket only",
+        )
+        allow_objects(self.job_role, bucket, PREFIXES.prepared, [GET])
+        allow_objects(self.job_role, bucket, PREFIXES.training, [GET, PUT])
+        allow_objects(self.job_role, bucket, PREFIXES.transform, [PUT])
+        allow_list_bucket(self.job_role, bucket)
+        allow_sagemaker_logging(self.job_role)
+        self._acknowledge_prefixes(self.job_role, [PREFIXES.prepared, PREFIXES.training, PREFIXES.transform])
+
+        self.runtime_asset = s3_assets.Asset(
+            self, "RuntimeCode", path=str(REPO_ROOT), exclude=RUNTIME_ASSET_RULES, ignore_mode=IgnoreMode.GIT
+        )
+        code = lambda_.Code.from_bucket(self.runtime_asset.bucket, self.runtime_asset.s3_object_key)
+        self.on_event_function = self._function(
+            "Prepare",
+            code=code,
+            handler="stacks.models.runtime.handler.on_event",
+            # Preparation holds the whole dataset (~285k rows) in memory and writes the splits to /tmp.
+            memory_size=3008,
+            timeout=Duration.minutes(15),
+            ephemeral_storage_mb=4096,
+        )
+        self.is_complete_function = self._function(
+            "Poll",
+            code=code,
+            handler="stacks.models.runtime.handler.is_complete",
+            memory_size=1024,
+            timeout=Duration.minutes(5),
+            ephemeral_storage_mb=512,
+        )
+        prepare_role, poll_role = self.on_event_function.role, self.is_complete_function.role
+        assert prepare_role is not None
+        assert poll_role is not None
+        allow_objects(prepare_role, bucket, PREFIXES.prepared, [GET, PUT])
+        allow_list_bucket(prepare_role, bucket)
+        self._acknowledge_prefixes(prepare_role, [PREFIXES.prepared])
+        allow_objects(poll_role, bucket, PREFIXES.prepared, [GET])
+        allow_objects(poll_role, bucket, PREFIXES.transform, [GET])
+        self._acknowledge_prefixes(poll_role, [PREFIXES.prepared, PREFIXES.transform])
+        for role in (prepare_role, poll_role):
+            self._allow_sagemaker_jobs(role)
+        self._allow_source(prepare_role, config, source_uri)
+
+        provider = self._provider()
+        self.resource = CustomResource(
+            self,
+            "Models",
+            service_token=provider.service_token,
+            resource_type="Custom::FraudModelTraining",
+            properties={
+                "Source": source_uri,
+                "SyntheticRows": str(config.synthetic_rows),
+                "Bucket": bucket.bucket_name,
+                "JobRoleArn": self.job_role.role_arn,
+                "XgboostImage": xgboost_image,
+                "RcfImage": rcf_image,
+                "TrainingInstanceType": config.training_instance_type,
+                "TransformInstanceType": config.transform_instance_type,
+                # A change of the runtime (preparation code, hyperparameters) re-runs the resource;
+                # the job-name hash then decides whether anything actually retrains.
+                "RuntimeVersion": self.runtime_asset.asset_hash,
+            },
+        )
+        # The jobs run as job_role: its policy must exist before the first job starts.
+        self.resource.node.add_dependency(self.job_role)
+        self.fraud_model_data_url: str = self.resource.get_att_string("FraudModelDataUrl")
+        self.anomaly_model_data_url: str = self.resource.get_att_string("AnomalyModelDataUrl")
+        self.fraud_threshold: str = self.resource.get_att_string("FraudThreshold")
+        self.anomaly_threshold: str = self.resource.get_att_string("AnomalyThreshold")
+        self.data_sha256: str = self.resource.get_att_string("DataSha256")
+
+    def _source_uri(self, config: ModelsConfig) -> str:
+        if config.source_kind != "file":
+            return config.data_source
+        # A local creditcard.csv / .zip goes up as a CDK asset; the Lambda reads it from there.
+        self.source_asset = s3_assets.Asset(self, "SourceData", path=config.data_source)
+        return f"s3://{self.source_asset.s3_bucket_name}/{self.source_asset.s3_object_key}"
+
+    def _allow_source(self, role: iam.IRole, config: ModelsConfig, source_uri: str) -> None:
+        if self.source_asset is not None:
+            self.source_asset.grant_read(role)
+            return
+        if config.source_kind == "s3":
+            bucket_name, key = parse_s3_uri(source_uri)
+            role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    actions=[GET], resources=[f"arn:{Stack.of(self).partition}:s3:::{bucket_name}/{key}"]
+                )
+            )
+
+    def _function(
+        self,
+        name: str,
+        *,
+        code: lambda_.Code,
+        handler: str,
+        memory_size: int,
+        timeout: Duration,
+        ephemeral_storage_mb: int,
+    ) -> lambda_.Function:
+        log_group = logs.LogGroup(
+            self, f"{name}Logs", retention=LOG_RETENTION, removal_policy=RemovalPolicy.DESTROY
+        )
+        role = iam.Role(
+            self,
+            f"{name}Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"Fraud model training custom resource ({name}): its SageMaker jobs and bucket data",
+        )
+        # Instead of the AWSLambdaBasicExecutionRole managed policy: write to this log group only.
+        log_group.grant_write(role)
+        return lambda_.Function(
+            self,
+            name,
+            runtime=RUNTIME,
+            architecture=lambda_.Architecture.ARM_64,
+            code=code,
+            handler=handler,
+            role=role,
+            memory_size=memory_size,
+            timeout=timeout,
+            ephemeral_storage_size=Size.mebibytes(ephemeral_storage_mb),
+            log_group=log_group,
+            description="Fraud model training during cdk deploy (stdlib + boto3 only)",
+        )
+
+    def _allow_sagemaker_jobs(self, role: iam.IRole) -> None:
+        stack = Stack.of(self)
+        grants = {
+            "training-job": (
+                ["sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob"],
+                JOB_PREFIX,
+            ),
+            "transform-job": (
+                [
+                    "sagemaker:CreateTransformJob",
+                    "sagemaker:DescribeTransformJob",
+                    "sagemaker:StopTransformJob",
+                ],
+                JOB_PREFIX,
+            ),
+            # Temporary models for the scoring transforms; the serving models are stack resources.
+            "model": (
+                ["sagemaker:CreateModel", "sagemaker:DescribeModel", "sagemaker:DeleteModel"],
+                MODEL_PREFIX,
+            ),
+        }
+        for resource, (actions, prefix) in grants.items():
+            arn = stack.format_arn(
+                service="sagemaker",
+                resource=resource,
+                resource_name=f"{prefix}*",
+                arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+            )
+            role.add_to_principal_policy(iam.PolicyStatement(actions=actions, resources=[arn]))
+            acknowledge(
+                role,
+                {
+                    sagemaker_name_prefix_finding(
+                        resource, prefix
+                    ): f"Job and model names are hashes of their "
+                    f"inputs, known only at run time; every name this resource creates starts with '{prefix}'."
+                },
+            )
+        self.job_role.grant_pass_role(role)
+
+    def _acknowledge_prefixes(self, role: iam.IRole, prefixes: list[str]) -> None:
+        acknowledge(
+            role,
+            {
+                bucket_prefix_finding(
+                    self._bucket, prefix
+                ): f"Objects under {prefix} of this stack's own bucket; "
+                "their keys are content hashes and job names known only at run time."
+                for prefix in prefixes
+            },
+        )
+
+    def _provider(self) -> cr.Provider:
+        provider_logs = logs.LogGroup(
+            self, "ProviderLogs", retention=LOG_RETENTION, removal_policy=RemovalPolicy.DESTROY
+        )
+        waiter_logs = logs.LogGroup(
+            self, "WaiterLogs", retention=LOG_RETENTION, removal_policy=RemovalPolicy.DESTROY
+        )
+        framework_roles = []
+        for name in ("FrameworkOnEventRole", "FrameworkPollRole"):
+            role = iam.Role(
+                self,
+                name,
+                assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+                description="CDK Provider framework of the fraud model training custom resource",
+            )
+            provider_logs.grant_write(role)
+            framework_roles.append(role)
+        provider = cr.Provider(
+            self,
+            "Provider",
+            on_event_handler=self.on_event_function,
+            is_complete_handler=self.is_complete_function,
+            query_interval=Duration.minutes(1),
+            total_timeout=PROVIDER_TOTAL_TIMEOUT,
+            log_group=provider_logs,
+            framework_on_event_role=framework_roles[0],
+            framework_complete_and_timeout_role=framework_roles[1],
+            disable_waiter_state_machine_logging=False,  # the framework's default is no logging
+            waiter_state_machine_log_options=cr.LogOptions(
+                destination=waiter_logs, level=sfn.LogLevel.ALL, include_execution_data=False
+            ),
+        )
+        stack = Stack.of(self)
+        invoke_reason = (
+            "The CDK Provider framework invokes its handler functions by ARN including versions "
+            "(<function ARN>:*); the functions are this construct's own."
+        )
+        findings = {
+            wildcard_resource(f"<{stack.get_logical_id(fn.node.default_child)}.Arn>:*"): invoke_reason
+            for fn in (self.on_event_function, self.is_complete_function)
+        }
+        for framework_function in ("framework-isComplete", "framework-onTimeout"):
+            fn = provider.node.find_child(framework_function)
+            findings[wildcard_resource(f"<{stack.get_logical_id(fn.node.default_child)}.Arn>:*")] = (
+                invoke_reason
+            )
+        acknowledge(provider, findings)
+        for role in framework_roles:
+            acknowledge(role, findings)
+        acknowledge(
+            provider,
+            {
+                "AwsSolutions-SF2": "The CDK Provider framework's waiter state machine has no X-Ray option; "
+                "it only polls is_complete, whose logs are in CloudWatch.",
+            },
+        )
+        return provider

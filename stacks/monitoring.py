@@ -1,0 +1,211 @@
+"""Alarms (published to an SNS topic) and the operators' CloudWatch dashboard."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from stacks.config import AlarmsConfig
+from stacks.scorer import METRICS_NAMESPACE, SERVICE_NAME
+
+PERIOD = Duration.minutes(5)
+
+
+def scorer_metric(name: str, *, statistic: str = "Sum") -> cloudwatch.Metric:
+    """A Powertools metric the handler publishes (namespace FraudDetection, dimension service)."""
+    return cloudwatch.Metric(
+        namespace=METRICS_NAMESPACE,
+        metric_name=name,
+        dimensions_map={"service": SERVICE_NAME},
+        statistic=statistic,
+        period=PERIOD,
+    )
+
+
+def endpoint_metric(endpoint_name: str, name: str, *, statistic: str) -> cloudwatch.Metric:
+    return cloudwatch.Metric(
+        namespace="AWS/SageMaker",
+        metric_name=name,
+        dimensions_map={"EndpointName": endpoint_name, "VariantName": "AllTraffic"},
+        statistic=statistic,
+        period=PERIOD,
+    )
+
+
+class Monitoring(Construct):
+    """Alarms on the pipeline's health; `add_endpoint_alarms` adds them for a SageMaker endpoint."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: AlarmsConfig,
+        function: lambda_.IFunction,
+        on_failure_queue: sqs.IQueue,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self._config = config
+        # CloudWatch can only publish to an encrypted topic whose key policy lets it use the key;
+        # the AWS-managed SNS key does not, so the topic gets its own key.
+        self.key = kms.Key(
+            self,
+            "Key",
+            description="Encrypts the alarm topic",
+            enable_key_rotation=True,
+            pending_window=Duration.days(7),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.key.grant(
+            iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*"
+        )
+        self.topic = sns.Topic(self, "Topic", master_key=self.key, enforce_ssl=True)
+        if config.email is not None:
+            self.topic.add_subscription(subscriptions.EmailSubscription(config.email))
+        self._action = cloudwatch_actions.SnsAction(self.topic)
+        self.alarms: list[cloudwatch.Alarm] = []
+
+        self._alarm(
+            "IteratorAge",
+            function.metric("IteratorAge", statistic="Maximum", period=PERIOD),
+            threshold=config.iterator_age_ms,
+            description="The scorer is falling behind the stream (oldest record age, ms).",
+        )
+        self._alarm(
+            "Errors",
+            function.metric_errors(period=PERIOD, statistic="Sum"),
+            threshold=1,
+            description="The scorer failed whole invocations (not per-record failures).",
+        )
+        self._alarm(
+            "Throttles",
+            function.metric_throttles(period=PERIOD, statistic="Sum"),
+            threshold=1,
+            description="The scorer was throttled (concurrency limit).",
+        )
+        self._alarm(
+            "OnFailureQueueDepth",
+            on_failure_queue.metric_approximate_number_of_messages_visible(
+                period=PERIOD, statistic="Maximum"
+            ),
+            threshold=1,
+            description="The trigger gave up on a batch; its metadata is in the on-failure queue.",
+        )
+        rejected_rate = cloudwatch.MathExpression(
+            expression="IF(scored + rejected > 0, 100 * rejected / (scored + rejected), 0)",
+            using_metrics={
+                "scored": scorer_metric("RecordsScored"),
+                "rejected": scorer_metric("RecordsRejected"),
+            },
+            label="Rejected records (%)",
+            period=PERIOD,
+        )
+        self._alarm(
+            "RejectedRate",
+            rejected_rate,
+            threshold=config.rejected_percent,
+            description="Share of records rejected as invalid (%); the producer may be sending bad data.",
+        )
+
+        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", default_interval=Duration.hours(3))
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Records per 5 minutes",
+                left=[
+                    scorer_metric("RecordsScored"),
+                    scorer_metric("RecordsRejected"),
+                    scorer_metric("RecordsRetried"),
+                ],
+                width=12,
+            ),
+            cloudwatch.GraphWidget(
+                title="Verdicts per 5 minutes",
+                left=[
+                    scorer_metric("VerdictFraud"),
+                    scorer_metric("VerdictSuspicious"),
+                    scorer_metric("VerdictLegit"),
+                ],
+                width=12,
+            ),
+            cloudwatch.GraphWidget(
+                title="Scorer: iterator age (ms) and duration (ms)",
+                left=[function.metric("IteratorAge", statistic="Maximum", period=PERIOD)],
+                right=[function.metric_duration(statistic="p99", period=PERIOD)],
+                width=12,
+            ),
+            cloudwatch.GraphWidget(
+                title="Scorer: errors, throttles, concurrency",
+                left=[
+                    function.metric_errors(period=PERIOD, statistic="Sum"),
+                    function.metric_throttles(period=PERIOD, statistic="Sum"),
+                ],
+                right=[function.metric("ConcurrentExecutions", statistic="Maximum", period=PERIOD)],
+                width=12,
+            ),
+            cloudwatch.GraphWidget(
+                title="Rejected records (%) and on-failure queue",
+                left=[rejected_rate],
+                right=[on_failure_queue.metric_approximate_number_of_messages_visible(period=PERIOD)],
+                width=12,
+            ),
+        )
+
+    def add_endpoint_alarms(self, *, label: str, endpoint_name: str) -> None:
+        """5xx-error and latency alarms (and a dashboard graph) for one SageMaker endpoint."""
+        errors = endpoint_metric(endpoint_name, "Invocation5XXErrors", statistic="Sum")
+        # ModelLatency is reported in microseconds.
+        latency = endpoint_metric(endpoint_name, "ModelLatency", statistic="p99")
+        self._alarm(
+            f"{label}Endpoint5xx",
+            errors,
+            threshold=1,
+            description=f"The {label} SageMaker endpoint returned server errors.",
+        )
+        self._alarm(
+            f"{label}EndpointLatency",
+            latency,
+            threshold=self._config.endpoint_latency_ms * 1000,
+            description=f"p99 model latency of the {label} endpoint is above "
+            f"{self._config.endpoint_latency_ms} ms.",
+            evaluation_periods=2,
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title=f"{label} endpoint: p99 model latency (µs) and 5xx errors",
+                left=[latency],
+                right=[errors],
+                width=12,
+            )
+        )
+
+    def _alarm(
+        self,
+        construct_id: str,
+        metric: cloudwatch.IMetric,
+        *,
+        threshold: float,
+        description: str,
+        evaluation_periods: int = 1,
+    ) -> cloudwatch.Alarm:
+        alarm = metric.create_alarm(
+            self,
+            construct_id,
+            threshold=threshold,
+            evaluation_periods=evaluation_periods,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            # No traffic is not a failure.
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            alarm_description=description,
+        )
+        alarm.add_alarm_action(self._action)
+        alarm.add_ok_action(self._action)
+        self.alarms.append(alarm)
+        return alarm

@@ -1,0 +1,36 @@
+"""How the scorer and Grafana reach Redis, the same in both Redis modes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_secretsmanager as secretsmanager
+
+REDIS_PORT = 6379
+
+
+@dataclass(frozen=True)
+class RedisConnection:
+    """A Redis endpoint plus the secret that holds its connection JSON.
+
+    The secret's JSON is `{"host", "port", "password", "username"?, "tls"?}` in both modes
+    (docs/architecture.md), so consumers read everything from the secret; `host`, `port` and `tls`
+    are here too for outputs and for consumers that need them at synth time.
+    """
+
+    secret: secretsmanager.ISecret
+    host: str
+    port: int
+    tls: bool
+    # The Redis server's security group in self-hosted mode; None when Redis is outside the VPC.
+    connections: ec2.Connections | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def allow_from(self, other: ec2.IConnectable) -> None:
+        """Let `other` reach Redis: opens the Redis security group; a no-op for external Redis."""
+        if self.connections is not None:
+            self.connections.allow_from(other, ec2.Port.tcp(self.port), "Redis clients")

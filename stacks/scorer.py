@@ -1,0 +1,107 @@
+"""The scoring Lambda (container image from lambda_src/), its Kinesis trigger and on-failure queue."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_kinesis as kinesis
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as event_sources
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from stacks.config import ScorerConfig, TriggerConfig
+from stacks.log_retention import retention_days
+
+LAMBDA_SRC = Path(__file__).resolve().parent.parent / "lambda_src"
+SERVICE_NAME = "fraud-scorer"
+METRICS_NAMESPACE = "FraudDetection"
+
+_ARCHITECTURE = {"x86_64": lambda_.Architecture.X86_64, "arm64": lambda_.Architecture.ARM_64}
+# The image platform must match the function's architecture, or an arm64 laptop pushes an image
+# the x86_64 function cannot run.
+_PLATFORM = {"x86_64": ecr_assets.Platform.LINUX_AMD64, "arm64": ecr_assets.Platform.LINUX_ARM64}
+# Never copied into the image build context.
+_ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc", "tests", ".pytest_cache", ".ruff_cache"]
+
+
+class Scorer(Construct):
+    """`function` scores batches from `stream`; batches it gives up on are described in `on_failure_queue`."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: ScorerConfig,
+        trigger: TriggerConfig,
+        stream: kinesis.IStream,
+        environment: dict[str, str],
+        vpc: ec2.IVpc | None,
+        vpc_subnets: ec2.SubnetSelection | None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.log_group = logs.LogGroup(
+            self,
+            "Logs",
+            retention=retention_days(config.log_retention_days),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.function = lambda_.DockerImageFunction(
+            self,
+            "Function",
+            description="Scores card transactions from Kinesis with SageMaker and stores them in Redis",
+            code=lambda_.DockerImageCode.from_image_asset(
+                str(LAMBDA_SRC), platform=_PLATFORM[config.architecture], exclude=_ASSET_EXCLUDES
+            ),
+            architecture=_ARCHITECTURE[config.architecture],
+            memory_size=config.memory_mb,
+            timeout=Duration.seconds(config.timeout_seconds),
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=self.log_group,
+            reserved_concurrent_executions=config.reserved_concurrency,
+            environment={
+                "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+                "POWERTOOLS_LOG_LEVEL": config.log_level,
+                "TS_RETENTION_MS": str(config.ts_retention_ms),
+                **environment,
+            },
+            # In the VPC only with self-hosted Redis; an external Redis is reached over the internet.
+            vpc=vpc,
+            vpc_subnets=vpc_subnets,
+        )
+
+        self.on_failure_queue = sqs.Queue(
+            self,
+            "OnFailureQueue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        Validations.of(self.on_failure_queue).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-SQS3",
+                reason="This queue is itself the dead end: the trigger's on-failure destination.",
+            )
+        )
+        self.event_source = event_sources.KinesisEventSource(
+            stream,
+            # Everything still in the stream is scored once the mapping exists; writes are
+            # idempotent, so a replay after the mapping is replaced stores nothing twice.
+            starting_position=lambda_.StartingPosition.TRIM_HORIZON,
+            batch_size=trigger.batch_size,
+            max_batching_window=Duration.seconds(trigger.batching_window_seconds),
+            parallelization_factor=trigger.parallelization_factor,
+            report_batch_item_failures=True,
+            bisect_batch_on_error=True,
+            retry_attempts=trigger.retry_attempts,
+            max_record_age=Duration.seconds(trigger.max_record_age_seconds),
+            on_failure=event_sources.SqsDlq(self.on_failure_queue),
+        )
+        self.function.add_event_source(self.event_source)

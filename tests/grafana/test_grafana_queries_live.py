@@ -1,0 +1,83 @@
+"""Every panel's Redis command, read from the dashboard JSON, run against a Redis Stack that the real
+handler has just filled: each one must return data, and the data must be the batch's."""
+
+from __future__ import annotations
+
+import pytest
+
+from grafana.queries import connect, dashboard_paths, load_dashboard, panel_targets, run_dashboard
+
+
+@pytest.fixture
+def client(scored_batch):
+    with connect(scored_batch.redis_url) as connection:
+        yield connection
+
+
+def results_by_title(client, uid, now_ms):
+    return {panel.title: panel for panel in run_dashboard(client, load_dashboard(uid), now_ms=now_ms)}
+
+
+@pytest.mark.parametrize("path", dashboard_paths(), ids=lambda p: p.stem)
+def test_every_panel_query_returns_data_after_a_scored_batch(client, scored_batch, path):
+    # GIVEN a dashboard and a Redis the handler has written one batch into
+    dashboard = load_dashboard(path)
+
+    # WHEN every panel's targets run over the dashboard's default time range
+    panels = run_dashboard(client, dashboard, now_ms=scored_batch.now_ms)
+
+    # THEN every target of every panel answers with data
+    assert len([r for p in panels for r in p.results]) == len(panel_targets(dashboard))
+    empty = [str(result.target) for panel in panels for result in panel.results if not result.has_data]
+    assert empty == []
+
+
+def test_operations_panels_show_the_batch(client, scored_batch):
+    panels = results_by_title(client, "fraud-operations", scored_batch.now_ms)
+
+    def total(title):
+        return sum(v for r in panels[title].results for s in r.series for v in s.values)
+
+    scored = len(scored_batch.fraud_ids + scored_batch.suspicious_ids + scored_batch.legit_ids)
+    assert total("Transactions scored") == scored
+    assert total("Fraud verdicts") == len(scored_batch.fraud_ids)
+    assert total("Suspicious verdicts") == len(scored_batch.suspicious_ids)
+    assert total("Rejected records held") == scored_batch.rejected
+
+    verdicts = {s.name: sum(s.values) for s in panels["Verdicts per minute"].results[0].series}
+    assert verdicts == {
+        "fraud": len(scored_batch.fraud_ids),
+        "suspicious": len(scored_batch.suspicious_ids),
+        "legit": len(scored_batch.legit_ids),
+    }
+    latency = {s.name for s in panels["End-to-end latency p50 / p99"].results[0].series}
+    assert latency == {"p50", "p99"}
+    fraud_max = panels["Fraud probability"].results[1].series[0]
+    assert max(fraud_max.values) == pytest.approx(0.93)
+
+    flagged = panels["Latest flagged transactions"].results[0].table
+    ids = {row[flagged.columns.index("$.transaction_id")] for row in flagged.rows}
+    assert ids == set(scored_batch.fraud_ids + scored_batch.suspicious_ids)
+    scored_at = [int(row[flagged.columns.index("scored_at")]) for row in flagged.rows]
+    assert scored_at == sorted(scored_at, reverse=True)
+
+    rejected = panels["Latest rejected records"].results[0].table
+    assert len(rejected.rows) == scored_batch.rejected
+    assert "reason" in rejected.columns
+
+
+def test_original_demo_panels_split_fraud_from_the_rest(client, scored_batch):
+    panels = results_by_title(client, "fraud-demo", scored_batch.now_ms)
+
+    def points(title):
+        return [v for r in panels[title].results for s in r.series for v in s.values]
+
+    assert len(points("Fraudulent transactions")) == len(scored_batch.fraud_ids)
+    assert len(points("Non-fraudulent transactions")) == len(
+        scored_batch.suspicious_ids + scored_batch.legit_ids
+    )
+    assert len(points("Fraud score of every transaction")) == len(
+        scored_batch.fraud_ids + scored_batch.suspicious_ids + scored_batch.legit_ids
+    )
+    legacy_series = {s.name for s in panels["Fraud score series (type=fraud_score)"].results[0].series}
+    assert legacy_series == {"fraud-ts", "fraudulent_ts", "non-fraudulent_ts"}

@@ -1,0 +1,40 @@
+"""The PNG renderer draws the dashboards from real data (the handler's), through the panels' own queries."""
+
+from __future__ import annotations
+
+import numpy as np
+import redis
+from matplotlib import image
+
+from grafana.queries import dashboard_paths
+from grafana.render import main, render_dashboard
+
+
+def pixels(path):
+    return image.imread(path)
+
+
+def test_render_draws_every_dashboard_from_the_scored_batch(scored_batch, tmp_path):
+    # WHEN the dashboards are rendered from the Redis the handler filled
+    paths = render_dashboard(scored_batch.redis_url, tmp_path / "scored", now_ms=scored_batch.now_ms)
+
+    # THEN there is one non-empty, non-blank PNG per dashboard
+    assert sorted(p.stem for p in paths) == sorted(p.stem for p in dashboard_paths())
+    for path in paths:
+        picture = pixels(path)
+        assert picture.shape[0] > 400 and picture.shape[1] > 1000
+        assert picture[..., :3].std() > 0.02, f"{path.name} is a blank picture"
+
+    # AND the data is what draws the panels: the same dashboards over an empty Redis look different
+    with redis.Redis.from_url(scored_batch.redis_url) as client:
+        client.flushall()
+    empty = render_dashboard(scored_batch.redis_url, tmp_path / "empty", now_ms=scored_batch.now_ms)
+    for drawn, blank in zip(sorted(paths), sorted(empty), strict=True):
+        assert not np.array_equal(pixels(drawn), pixels(blank)), drawn.name
+
+
+def test_command_line_writes_the_pictures(scored_batch, tmp_path, capsys):
+    assert main(["--redis-url", scored_batch.redis_url, "--out", str(tmp_path)]) == 0
+
+    written = capsys.readouterr().out.split()
+    assert sorted(written) == sorted(str(tmp_path / f"{p.stem}.png") for p in dashboard_paths())

@@ -1,0 +1,230 @@
+"""Redis in both modes (self-hosted on Fargate, external) and the VPC it lives in."""
+
+from __future__ import annotations
+
+import json
+
+from aws_cdk.assertions import Capture, Match
+
+from stacks.redis.self_hosted import NAMESPACE
+from tests.infra.conftest import EXISTING_SECRET_ARN, EXTERNAL_HOST
+from tests.infra.synth import Synth
+
+CONNECTION_KEYS = {"host", "port", "password", "username", "tls"}
+
+
+def resources(synth: Synth, resource_type: str) -> dict[str, dict]:
+    return synth.template.find_resources(resource_type)
+
+
+def scorer_id(synth: Synth) -> str:
+    (function_id,) = synth.template.find_resources(
+        "AWS::Lambda::Function", {"Properties": {"PackageType": "Image"}}
+    )
+    return function_id
+
+
+def secret_template(synth: Synth) -> tuple[str, dict, dict]:
+    (secret_id, secret), *rest = resources(synth, "AWS::SecretsManager::Secret").items()
+    assert not rest
+    generate = secret["Properties"]["GenerateSecretString"]
+    return secret_id, generate, json.loads(generate["SecretStringTemplate"])
+
+
+# --- network ---------------------------------------------------------------------------------------
+
+
+def test_vpc_has_public_and_isolated_subnets_no_nat_and_flow_logs(default_synth):
+    template = default_synth.template
+    template.resource_count_is("AWS::EC2::VPC", 1)
+    template.resource_count_is("AWS::EC2::NatGateway", 0)
+    template.resource_count_is("AWS::EC2::Subnet", 4)  # 2 AZs x (public, isolated)
+    template.has_resource_properties("AWS::EC2::FlowLog", {"ResourceType": "VPC", "TrafficType": "REJECT"})
+
+
+def test_isolated_subnets_get_the_endpoints_redis_and_the_scorer_need(default_synth):
+    # GIVEN the service names of all VPC endpoints
+    names = []
+    for endpoint in resources(default_synth, "AWS::EC2::VPCEndpoint").values():
+        name = endpoint["Properties"]["ServiceName"]
+        names.append(name if isinstance(name, str) else json.dumps(name))
+    # THEN each required service is there once
+    for service in ("ecr.api", "ecr.dkr", "logs", "secretsmanager", "sagemaker.runtime", "xray", ".s3"):
+        assert len([n for n in names if service in n]) == 1, (service, names)
+    default_synth.template.has_resource_properties(
+        "AWS::EC2::VPCEndpoint", {"VpcEndpointType": "Interface", "PrivateDnsEnabled": True}
+    )
+
+
+def test_external_mode_needs_no_interface_endpoints(external_synth):
+    external_synth.template.resource_count_is("AWS::EC2::VPCEndpoint", 0)
+    external_synth.template.resource_count_is("AWS::ServiceDiscovery::PrivateDnsNamespace", 0)
+
+
+# --- self-hosted Redis -------------------------------------------------------------------------------
+
+
+def test_self_hosted_secret_is_generated_with_the_connection_keys(default_synth):
+    secret_id, generate, template = secret_template(default_synth)
+    assert generate["GenerateStringKey"] == "password"
+    assert generate["ExcludePunctuation"] is True
+    assert template == {"host": f"redis.{NAMESPACE}", "port": 6379, "tls": False, "username": "default"}
+    assert set(template) | {"password"} == CONNECTION_KEYS
+    secret = default_synth.template_json["Resources"][secret_id]
+    assert "SecretString" not in secret["Properties"]
+    assert secret["DeletionPolicy"] == "Delete"
+
+
+def redis_task(synth: Synth) -> dict:
+    """The task definition whose container is named `redis` (Grafana has its own)."""
+    found = [
+        task["Properties"]
+        for task in resources(synth, "AWS::ECS::TaskDefinition").values()
+        if [c["Name"] for c in task["Properties"]["ContainerDefinitions"]] == ["redis"]
+    ]
+    assert len(found) == 1
+    return found[0]
+
+
+def test_redis_task_gets_the_password_as_an_ecs_secret_never_in_clear(default_synth):
+    secret_id, _, _ = secret_template(default_synth)
+    task = redis_task(default_synth)
+    assert task["RequiresCompatibilities"] == ["FARGATE"]
+    assert task["RuntimePlatform"] == {"CpuArchitecture": "X86_64", "OperatingSystemFamily": "LINUX"}
+    assert (task["Cpu"], task["Memory"]) == ("512", "1024")
+    (definition,) = task["ContainerDefinitions"]
+    assert definition["Secrets"] == [
+        {"Name": "REDIS_PASSWORD", "ValueFrom": {"Fn::Join": ["", [{"Ref": secret_id}, ":password::"]]}}
+    ]
+    assert "Environment" not in definition
+    assert definition["Command"] == ["--maxmemory", "768mb"]
+    assert definition["PortMappings"] == [{"ContainerPort": 6379, "Protocol": "tcp"}]
+    assert definition["LogConfiguration"]["LogDriver"] == "awslogs"
+    # the image is the asset built from stacks/redis/image, pushed to the CDK asset repository
+    assert "cdk-hnb659fds-container-assets" in json.dumps(definition["Image"])
+    images = default_synth.asset_manifest()["dockerImages"].values()
+    assert [i["source"]["platform"] for i in images if "Redis/Image" in i["displayName"]] == ["linux/amd64"]
+
+
+def test_redis_service_is_single_private_and_discoverable(default_synth):
+    template = default_synth.template
+    template.has_resource_properties(
+        "AWS::ECS::Service",
+        {
+            "LaunchType": "FARGATE",
+            "ServiceName": Match.absent(),
+            "DesiredCount": 1,
+            "DeploymentConfiguration": Match.object_like(
+                {
+                    "MinimumHealthyPercent": 0,
+                    "MaximumPercent": 100,
+                    "DeploymentCircuitBreaker": {"Enable": True, "Rollback": True},
+                }
+            ),
+            "NetworkConfiguration": {
+                "AwsvpcConfiguration": Match.object_like({"AssignPublicIp": "DISABLED"})
+            },
+            "ServiceRegistries": Match.any_value(),
+        },
+    )
+    template.has_resource_properties("AWS::ServiceDiscovery::PrivateDnsNamespace", {"Name": NAMESPACE})
+    template.has_resource_properties(
+        "AWS::ServiceDiscovery::Service",
+        {"Name": "redis", "DnsConfig": Match.object_like({"DnsRecords": [{"Type": "A", "TTL": 10}]})},
+    )
+    template.has_resource_properties(
+        "AWS::ECS::Cluster",
+        {"ClusterSettings": Match.array_with([{"Name": "containerInsights", "Value": "enabled"}])},
+    )
+
+
+def test_redis_port_is_open_to_its_clients_security_groups_only(default_synth):
+    # GIVEN the scorer's security group and the Redis service's
+    scorer_groups = Capture()
+    default_synth.template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {"PackageType": "Image", "VpcConfig": {"SecurityGroupIds": scorer_groups}},
+    )
+    (scorer_group,) = scorer_groups.as_array()
+    redis_groups = Capture()
+    default_synth.template.has_resource_properties(
+        "AWS::ECS::Service",
+        {
+            "ServiceRegistries": Match.any_value(),
+            "NetworkConfiguration": {
+                "AwsvpcConfiguration": Match.object_like({"SecurityGroups": redis_groups})
+            },
+        },
+    )
+    (redis_group,) = redis_groups.as_array()
+    # THEN the Redis port admits security groups (the scorer's among them), never a CIDR range
+    ingress = [
+        rule["Properties"]
+        for rule in resources(default_synth, "AWS::EC2::SecurityGroupIngress").values()
+        if rule["Properties"]["GroupId"] == redis_group
+    ]
+    assert ingress
+    assert all((r["FromPort"], r["ToPort"]) == (6379, 6379) for r in ingress)
+    assert all("CidrIp" not in r and "CidrIpv6" not in r for r in ingress)
+    assert scorer_group in [r["SourceSecurityGroupId"] for r in ingress]
+    (redis_group_resource,) = [
+        g
+        for i, g in resources(default_synth, "AWS::EC2::SecurityGroup").items()
+        if redis_group == {"Fn::GetAtt": [i, "GroupId"]}
+    ]
+    assert "SecurityGroupIngress" not in redis_group_resource["Properties"]
+
+
+def test_redis_outputs_and_lambda_secret(default_synth):
+    secret_id, _, _ = secret_template(default_synth)
+    outputs = default_synth.template.find_outputs("*")
+    assert outputs["RedisSecretArn"]["Value"] == {"Ref": secret_id}
+    assert outputs["RedisEndpoint"]["Value"] == f"redis.{NAMESPACE}:6379"
+    default_synth.template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {"Environment": {"Variables": Match.object_like({"REDIS_SECRET_ARN": {"Ref": secret_id}})}},
+    )
+
+
+# --- external Redis ---------------------------------------------------------------------------------
+
+
+def test_external_mode_creates_a_secret_with_a_placeholder_password(external_synth):
+    secret_id, generate, template = secret_template(external_synth)
+    assert generate["GenerateStringKey"] == "password"
+    assert template == {"host": EXTERNAL_HOST, "port": 12345, "tls": True}
+    assert "SecretString" not in external_synth.template_json["Resources"][secret_id]["Properties"]
+    outputs = external_synth.template.find_outputs("*")
+    assert outputs["RedisEndpoint"]["Value"] == f"{EXTERNAL_HOST}:12345"
+    assert outputs["RedisSecretArn"]["Value"] == {"Ref": secret_id}
+    assert not [
+        t
+        for t in resources(external_synth, "AWS::ECS::TaskDefinition").values()
+        if "redis" in [c["Name"] for c in t["Properties"]["ContainerDefinitions"]]
+    ]
+
+
+def test_external_mode_can_use_an_existing_secret(options_synth):
+    # THEN no secret is created, and the scorer reads (only) the given one
+    options_synth.template.resource_count_is("AWS::SecretsManager::Secret", 0)
+    options_synth.template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {"Environment": {"Variables": Match.object_like({"REDIS_SECRET_ARN": EXISTING_SECRET_ARN})}},
+    )
+    options_synth.template.has_resource_properties(
+        "AWS::IAM::Policy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        {
+                            "Action": ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"],
+                            "Effect": "Allow",
+                            "Resource": EXISTING_SECRET_ARN,
+                        }
+                    ]
+                )
+            }
+        },
+    )
+    assert options_synth.template.find_outputs("*")["RedisSecretArn"]["Value"] == EXISTING_SECRET_ARN

@@ -1,0 +1,118 @@
+"""Checkpoints: atomic, only accepted records, and a resumed run continues without loss or repeats."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from fraud_data.schema import COLUMNS
+from fraud_data.synthetic import generate_rows
+from producer.checkpoint import Checkpoint, CheckpointStore, Watermark
+from producer.errors import ProducerError
+from producer.replay import Producer
+from producer.source import CsvSource, Position, SyntheticSource
+
+
+def test_watermark_stops_at_the_first_record_not_accepted():
+    # GIVEN five positions read, of which the 2nd is still pending after the others were accepted
+    mark = Watermark(Position(0, 10))
+    tickets = [mark.issue(Position(0, 10 + i)) for i in range(5)]
+    for ticket in (tickets[0], tickets[2], tickets[4]):
+        mark.done(ticket)
+    # THEN the checkpoint resumes at the pending one and skips those accepted after it
+    assert mark.checkpoint(source="s", order="sequential") == Checkpoint(
+        "s", "sequential", Position(0, 11), frozenset({Position(0, 12), Position(0, 14)})
+    )
+    # WHEN the rest are accepted, THEN it moves past everything read
+    mark.done(tickets[1])
+    assert mark.checkpoint(source="s", order="sequential").resume_at == Position(0, 13)
+    mark.done(tickets[3])
+    assert mark.checkpoint(source="s", order="sequential") == Checkpoint("s", "sequential", Position(0, 15))
+
+
+def test_save_is_atomic_and_round_trips(tmp_path):
+    store = CheckpointStore(tmp_path / "deep" / "cp.json")
+    saved = Checkpoint("csv-abc", "shuffle:3", Position(2, 40), frozenset({Position(2, 42)}))
+    store.save(saved)
+    store.save(saved)  # overwriting leaves no temporary files behind
+    assert [p.name for p in store.path.parent.iterdir()] == ["cp.json"]
+    assert store.load(source="csv-abc", order="shuffle:3") == saved
+    assert CheckpointStore(tmp_path / "none.json").load(source="x", order="sequential") is None
+
+
+def test_a_checkpoint_of_another_source_or_order_is_refused(tmp_path):
+    store = CheckpointStore(tmp_path / "cp.json")
+    store.save(Checkpoint("csv-abc", "sequential", Position(0, 5)))
+    with pytest.raises(ProducerError, match="belongs to source csv-abc"):
+        store.load(source="csv-def", order="sequential")
+    with pytest.raises(ProducerError, match="belongs to source"):
+        store.load(source="csv-abc", order="shuffle:1")
+    store.path.write_text("{not json")
+    with pytest.raises(ProducerError, match="unreadable"):
+        store.load(source="csv-abc", order="sequential")
+
+
+def run(kinesis, stream, source, store, **kwargs):
+    return Producer(
+        source=source, stream_name=stream, kinesis_client=kinesis, checkpoint=store, **kwargs
+    ).run()
+
+
+def test_resume_across_two_runs_sends_every_row_once(kinesis, stream, read_stream, tmp_path):
+    # GIVEN a 1,300-row file and a first run that stops after 700 records
+    path = tmp_path / "creditcard.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(COLUMNS)
+        writer.writerows(generate_rows(1300, seed=8))
+    store = CheckpointStore(tmp_path / "cp.json")
+    first = run(kinesis, stream, CsvSource(path), store, count=700)
+    assert json.loads(store.path.read_text())["resume_at"] == [0, 700]
+    # WHEN a second run resumes
+    second = run(kinesis, stream, CsvSource(path), store, resume=True)
+    # THEN the stream holds each row exactly once, and the checkpoint is at the end of the file
+    ids = [r["event"]["transaction_id"] for r in read_stream(stream)]
+    assert (first.sent, second.sent) == (700, 600)
+    assert sorted(ids) == [f"{CsvSource(path).key}-{i:06d}" for i in range(1300)]
+    assert second.resume_at == Position(0, 1300)
+
+
+def test_resume_after_an_interrupt_skips_only_what_was_accepted(kinesis, stream, read_stream, tmp_path):
+    # GIVEN a Kinesis client that accepts 2 batches and is interrupted (Ctrl-C) during the third call
+    calls = []
+
+    def interrupt_third_call(params, **_):
+        calls.append(len(params["Records"]))
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+
+    kinesis.meta.events.register("provide-client-params.kinesis.PutRecords", interrupt_third_call)
+    store = CheckpointStore(tmp_path / "cp.json")
+    source = SyntheticSource(seed=4)
+    # WHEN a run is interrupted
+    first = run(kinesis, stream, source, store, count=2000)
+    kinesis.meta.events.unregister("provide-client-params.kinesis.PutRecords", interrupt_third_call)
+    # THEN it reports the interruption, and the checkpoint holds only the accepted records
+    assert first.interrupted
+    assert first.sent == 1000
+    assert json.loads(store.path.read_text())["resume_at"] == [0, 1000]
+    # AND a resumed run sends the rest, each record once
+    second = run(kinesis, stream, source, store, count=1000, resume=True)
+    ids = sorted(r["event"]["transaction_id"] for r in read_stream(stream))
+    assert second.sent == 1000
+    assert not second.interrupted
+    assert ids == [f"synthetic-4-{i:06d}" for i in range(2000)]
+
+
+def test_dry_run_neither_sends_nor_moves_the_checkpoint(tmp_path, capsys):
+    store = CheckpointStore(tmp_path / "cp.json")
+    store.save(Checkpoint("synthetic-1", "sequential", Position(0, 5)))
+    summary = Producer(
+        source=SyntheticSource(seed=1), count=3, dry_run=True, checkpoint=store, resume=True
+    ).run()
+    printed = [json.loads(line)["transaction_id"] for line in capsys.readouterr().out.splitlines()]
+    assert summary.dry_run
+    assert printed == ["synthetic-1-000005", "synthetic-1-000006", "synthetic-1-000007"]
+    assert store.load(source="synthetic-1", order="sequential").resume_at == Position(0, 5)
