@@ -42,9 +42,14 @@ class TimeRange:
     end_ms: int
 
     @classmethod
-    def from_dashboard(cls, dashboard: Mapping[str, Any], now_ms: int | None = None) -> TimeRange:
+    def from_dashboard(
+        cls, dashboard: Mapping[str, Any], now_ms: int | None = None, *, time_from: str | None = None
+    ) -> TimeRange:
+        """The dashboard's default range, or `time_from` (e.g. "now-15m") to "now" as a user would pick."""
         now = int(time.time() * 1000) if now_ms is None else now_ms
         window = dashboard.get("time", {"from": "now-1h", "to": "now"})
+        if time_from is not None:
+            window = {"from": time_from, "to": "now"}
         return cls(_resolve_relative(window["from"], now), _resolve_relative(window["to"], now))
 
 
@@ -242,10 +247,14 @@ def run_target(client: redis.Redis, target: PanelTarget, window: TimeRange) -> T
 
 
 def run_dashboard(
-    client: redis.Redis, dashboard: Mapping[str, Any], now_ms: int | None = None
+    client: redis.Redis,
+    dashboard: Mapping[str, Any],
+    now_ms: int | None = None,
+    *,
+    time_from: str | None = None,
 ) -> list[PanelResult]:
-    """Every panel's targets over the dashboard's default time range, in panel order."""
-    window = TimeRange.from_dashboard(dashboard, now_ms)
+    """Every panel's targets over the dashboard's time range (see `TimeRange`), in panel order."""
+    window = TimeRange.from_dashboard(dashboard, now_ms, time_from=time_from)
     results: dict[int, list[TargetResult]] = {}
     for target in panel_targets(dashboard):
         results.setdefault(target.panel_id, []).append(run_target(client, target, window))

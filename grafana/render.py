@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -51,16 +52,21 @@ NAMED_COLOURS = {
 }
 
 
-def render_dashboard(redis_url: str, out_dir: Path, *, now_ms: int | None = None) -> list[Path]:
-    """Render every versioned dashboard from the Redis at `redis_url`; returns the PNG paths."""
+def render_dashboard(
+    redis_url: str, out_dir: Path, *, now_ms: int | None = None, time_from: str | None = None
+) -> list[Path]:
+    """Render every versioned dashboard from the Redis at `redis_url`; returns the PNG paths.
+
+    `time_from` ("now-15m") replaces the dashboards' default range, as picking a range in Grafana does.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     with connect(redis_url) as client:
         for path in dashboard_paths():
             dashboard = load_dashboard(path)
-            window = TimeRange.from_dashboard(dashboard, now_ms)
-            panels = run_dashboard(client, dashboard, now_ms=window.end_ms)
+            window = TimeRange.from_dashboard(dashboard, now_ms, time_from=time_from)
+            panels = run_dashboard(client, dashboard, now_ms=window.end_ms, time_from=time_from)
             target = out_dir / f"{dashboard['uid']}.png"
             draw_dashboard(dashboard, panels, window).savefig(target, dpi=DPI, facecolor=BACKGROUND)
             written.append(target)
@@ -90,7 +96,7 @@ def draw_dashboard(dashboard: Mapping[str, Any], panels: Sequence[PanelResult], 
             panel.panel.get("type", ""), _draw_unsupported
         )
         if not any(result.has_data for result in panel.results):
-            _draw_no_data(axes)
+            _draw_no_data(axes, [result.error for result in panel.results if result.error])
         else:
             draw(axes, panel, window)
     return figure
@@ -133,11 +139,13 @@ def _draw_timeseries(axes: Axes, panel: PanelResult, window: TimeRange) -> None:
         colour = _colour(one.name, index)
         if style == "bars":
             base = [bottoms.get(ts, 0.0) if stacked else 0.0 for ts in one.timestamps_ms]
-            # Bar widths are in days on a date axis; leave a small gap between buckets.
+            # A bucket's timestamp is its start: each bar spans its minute (widths are in days on a
+            # date axis), with a small gap between buckets.
             axes.bar(
                 times,
                 one.values,
-                width=bucket_ms / 86_400_000 * 0.8,
+                width=bucket_ms / 86_400_000 * 0.85,
+                align="edge",
                 bottom=base,
                 color=colour,
                 label=one.name,
@@ -148,7 +156,11 @@ def _draw_timeseries(axes: Axes, panel: PanelResult, window: TimeRange) -> None:
         elif style == "points":
             axes.scatter(times, one.values, s=6, color=colour, label=one.name)
         else:
-            axes.plot(times, one.values, color=colour, linewidth=1.2, label=one.name)
+            # A lone sample would be invisible as a line: mark short series' points.
+            marker = "o" if len(one.values) < 3 else None
+            axes.plot(
+                times, one.values, color=colour, linewidth=1.2, marker=marker, markersize=3, label=one.name
+            )
     axes.set_xlim(
         datetime.fromtimestamp(window.start_ms / 1000, UTC), datetime.fromtimestamp(window.end_ms / 1000, UTC)
     )
@@ -185,7 +197,11 @@ def _css_colour(name: str) -> str:
 def _draw_table(axes: Axes, panel: PanelResult, window: TimeRange) -> None:
     table = _apply_transformations(panel)
     axes.set_axis_off()
-    rows = [[_short(cell) for cell in row] for row in table.rows[:TABLE_ROWS]]
+    units = _column_units(panel, table.columns)
+    rows = [
+        [_format(cell, unit) for cell, unit in zip(row, units, strict=True)]
+        for row in table.rows[:TABLE_ROWS]
+    ]
     drawn = axes.table(cellText=rows, colLabels=list(table.columns), loc="upper center", cellLoc="left")
     drawn.auto_set_font_size(False)
     drawn.set_fontsize(7)
@@ -213,18 +229,34 @@ def _apply_transformations(panel: PanelResult) -> Table:
     return Table(columns=tuple(columns), rows=tuple(tuple(row) for row in rows))
 
 
-def _short(cell: str) -> str:
+def _column_units(panel: PanelResult, columns: Sequence[str]) -> list[str | None]:
+    """Per-column unit from the panel's `byName` field overrides (applied after transformations)."""
+    units: dict[str, str] = {}
+    for override in panel.panel.get("fieldConfig", {}).get("overrides", []):
+        if override.get("matcher", {}).get("id") == "byName":
+            for prop in override.get("properties", []):
+                if prop.get("id") == "unit":
+                    units[override["matcher"]["options"]] = prop["value"]
+    return [units.get(column) for column in columns]
+
+
+def _format(cell: str, unit: str | None) -> str:
     try:
         number = float(cell)
     except ValueError:
         return cell if len(cell) <= 28 else cell[:27] + "…"
+    if unit == "dateTimeAsIso":
+        return datetime.fromtimestamp(number / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    if unit == "percentunit":
+        return f"{number:.1%}"
+    if unit == "ms":
+        return f"{number:.0f} ms"
     return cell if number.is_integer() else f"{number:.3f}"
 
 
-def _draw_no_data(axes: Axes) -> None:
-    axes.text(
-        0.5, 0.5, "No data", ha="center", va="center", color=TEXT, fontsize=10, transform=axes.transAxes
-    )
+def _draw_no_data(axes: Axes, errors: Sequence[str]) -> None:
+    message = "No data" + (f"\n({errors[0]})" if errors else "")
+    axes.text(0.5, 0.5, message, ha="center", va="center", color=TEXT, fontsize=9, transform=axes.transAxes)
     axes.set_xticks([])
     axes.set_yticks([])
 
@@ -232,6 +264,12 @@ def _draw_no_data(axes: Axes) -> None:
 def _draw_unsupported(axes: Axes, panel: PanelResult, window: TimeRange) -> None:
     axes.text(0.5, 0.5, f"({panel.panel.get('type')} panel)", ha="center", va="center", color=TEXT)
     axes.set_axis_off()
+
+
+def _relative_time(value: str) -> str:
+    if not re.fullmatch(r"now-\d+[smhdw]", value):
+        raise argparse.ArgumentTypeError(f"{value!r}: use now-<n><s|m|h|d|w>, e.g. now-15m")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -242,10 +280,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="Redis with the scorer's data (default: $REDIS_URL)",
     )
     parser.add_argument("--out", type=Path, default=Path("artifacts/grafana"), help="output folder")
+    parser.add_argument(
+        "--from",
+        dest="time_from",
+        type=_relative_time,
+        metavar="now-<n><s|m|h|d|w>",
+        help="start of the time range (default: each dashboard's own, e.g. now-1h)",
+    )
     args = parser.parse_args(argv)
     if not args.redis_url:
         parser.error("give --redis-url or set REDIS_URL")
-    for path in render_dashboard(args.redis_url, args.out):
+    for path in render_dashboard(args.redis_url, args.out, time_from=args.time_from):
         print(path)
     return 0
 

@@ -13,9 +13,6 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from fraud_scorer import metrics as batch_metrics
-from fraud_scorer.batch import Scorer
-
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "fraud-scorer")
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "FraudDetection"), service=SERVICE)
@@ -27,17 +24,16 @@ def _tracing_enabled() -> bool:
     return bool(os.environ.get("LAMBDA_TASK_ROOT")) and not disabled
 
 
-# Even a disabled Tracer imports the X-Ray SDK, which builds a botocore client at import (~0.25 s);
-# so the Tracer exists only where it traces, and local runs and tests import the handler cheaply.
-tracer = Tracer(service=SERVICE) if _tracing_enabled() else None
-
-_scorer: Scorer | None = None
+# Built on the first invocation (see _container_scorer); its modules import redis-py, so they are
+# imported there too, keeping the module import itself light.
+_scorer = None
 
 
-def _container_scorer() -> Scorer:
+def _container_scorer():
     """Environment parsed and clients built once per container."""
     global _scorer
     if _scorer is None:
+        from fraud_scorer.batch import Scorer
         from fraud_scorer.config import Settings
         from fraud_scorer.redis_connection import RedisConnector
         from fraud_scorer.sagemaker import BatchScorer, make_runtime_client
@@ -69,16 +65,34 @@ def reset_container_state() -> None:
 
 
 def _score_batch(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    from fraud_scorer import metrics as batch_metrics
+
     result = _container_scorer().process(event)
     batch_metrics.publish(metrics, result)
     return result.response()
 
 
-if tracer is not None:
-    _score_batch = tracer.capture_lambda_handler(_score_batch, capture_response=False)
+_entry = None
+
+
+def _traced_entry():
+    """`_score_batch`, wrapped by the Powertools Tracer where tracing is on.
+
+    Even a disabled Tracer imports the X-Ray SDK, which builds a botocore client (~0.3 s), so the
+    Tracer is created on the first invocation rather than at import: before any client exists
+    (so it patches them), and only where it traces.
+    """
+    global _entry
+    if _entry is None:
+        if _tracing_enabled():
+            tracer = Tracer(service=SERVICE)
+            _entry = tracer.capture_lambda_handler(_score_batch, capture_response=False)
+        else:
+            _entry = _score_batch
+    return _entry
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _score_batch(event, context)
+    return _traced_entry()(event, context)

@@ -19,7 +19,7 @@ import threading
 import time
 from pathlib import Path
 
-from local.pipeline import DEMO_DIR, LocalPipeline, PipelineSettings, now_ms
+from local.pipeline import DEFAULT_MODELS_DIR, DEMO_DIR, LocalPipeline, PipelineSettings, now_ms
 from local.redis_stack import LIBSSL_DIR, _server_paths
 from local.tally import Tally, lost
 
@@ -66,7 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--work-dir",
         type=Path,
         default=DEMO_DIR,
-        help="cached models, trigger checkpoints, on-failure records, charts (default .demo/)",
+        help="trigger checkpoints, on-failure records, the function's log, charts (default .demo/)",
+    )
+    parser.add_argument(
+        "--models-dir",
+        type=Path,
+        default=DEFAULT_MODELS_DIR,
+        help="the local models, trained here on first run (default artifacts/models, as `make train`)",
     )
     parser.add_argument(
         "--charts-dir", type=Path, default=None, help="where the PNGs go (default <work-dir>/charts)"
@@ -105,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     settings = PipelineSettings(
         redis_url=user_redis,
         shards=args.shards,
-        models_dir=args.work_dir / "models",
+        models_dir=args.models_dir,
         work_dir=args.work_dir / "run",
     )
     for stale in ("checkpoints.json", "on-failure.jsonl"):  # a new stream: old positions mean nothing

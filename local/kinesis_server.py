@@ -36,6 +36,10 @@ class LocalKinesisServer:
     def endpoint_url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
     def start(self) -> LocalKinesisServer:
         # werkzeug logs one line per request; at thousands of requests a second that is only noise.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -65,10 +69,11 @@ class LocalKinesisServer:
         )
 
     def create_stream(self, name: str, *, shard_count: int) -> str:
-        """Create the stream (or reuse it when it exists with that name) and return its ARN."""
+        """Create an empty stream and return its ARN; one left by an earlier server in this process
+        (moto's state is per process) is deleted first, so no old record is read as new."""
         client = self.client()
-        with contextlib.suppress(client.exceptions.ResourceInUseException):
-            client.create_stream(StreamName=name, ShardCount=shard_count)
+        self.delete_stream(name)
+        client.create_stream(StreamName=name, ShardCount=shard_count)
         client.get_waiter("stream_exists").wait(
             StreamName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 100}
         )

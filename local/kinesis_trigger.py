@@ -207,6 +207,7 @@ class KinesisTrigger:
         self.stream_arn = ""
         self.invocations = 0
         self.function_errors = 0
+        self.failed_invocations = 0  # function errors plus partial failures: each one meant a retry
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._shards: dict[str, _ShardState] = {}
@@ -369,6 +370,7 @@ class KinesisTrigger:
                 work.popleft()
                 self.checkpoints.advance(state.shard_id, batch.records[-1].sequence_number)
                 continue
+            self.failed_invocations += 1
             if outcome.failed_from is not None:
                 done, batch.records = (
                     batch.records[: outcome.failed_from],

@@ -39,7 +39,7 @@ from local.redis_stack import REPO_ROOT, RedisStackServer
 from local.sagemaker_runtime import SageMakerRuntimeServer, rcf_endpoint, xgboost_endpoint
 
 DEMO_DIR = REPO_ROOT / ".demo"
-DEFAULT_MODELS_DIR = DEMO_DIR / "models"
+DEFAULT_MODELS_DIR = REPO_ROOT / "artifacts" / "models"  # shared with `make train`
 FRAUD_ENDPOINT = "fraud-detection-xgboost"
 ANOMALY_ENDPOINT = "fraud-detection-rcf"
 
@@ -203,7 +203,9 @@ class LocalPipeline:
             self.trigger.stop()
         if self.sagemaker is not None:
             self.sagemaker.stop()
-        self.kinesis.stop()
+        if self.kinesis.running:
+            self.kinesis.delete_stream(self.settings.stream_name)
+            self.kinesis.stop()
         if self.redis_server is not None:
             self.redis_server.stop()
         self._restore_env()
@@ -237,9 +239,9 @@ class LocalPipeline:
             "AWS_SESSION_TOKEN": "testing",  # noqa: S105
             "AWS_DEFAULT_REGION": REGION,
             "AWS_REGION": REGION,
+            "AWS_EC2_METADATA_DISABLED": "true",
             # One JSON log line and one EMF blob per invocation would drown the demo's output.
             "POWERTOOLS_LOG_LEVEL": "WARNING",
-            "POWERTOOLS_METRICS_DISABLED": "true",
             "POWERTOOLS_TRACE_DISABLED": "true",
             **self.settings.extra_env,
         }

@@ -199,6 +199,9 @@ def _make_handler(server: SageMakerRuntimeServer) -> type[BaseHTTPRequestHandler
     class Handler(BaseHTTPRequestHandler):
         # HTTP/1.1 keeps connections alive, as the real service does: botocore's pool reuses them.
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in separate writes: without TCP_NODELAY, Nagle's algorithm and the
+        # client's delayed ACK stall every response by ~40 ms, which no real endpoint does.
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args) -> None:  # noqa: A002 - the base class's name
             pass  # quiet: tests and benchmarks make thousands of calls

@@ -93,7 +93,10 @@ class Watermark:
     yet (or the one after the last issued when all are done).
     """
 
-    def __init__(self, start: Position) -> None:
+    def __init__(self, start: Position, done_ahead: frozenset[Position] = frozenset()) -> None:
+        # Positions a resumed run skips because an earlier run had them accepted; kept in the
+        # checkpoint until the watermark passes them, so a third run skips them too.
+        self._carried = done_ahead
         self._next = start
         self._pending: dict[int, Position] = {}  # ticket -> position, not done yet
         self._done_ahead: dict[int, Position] = {}  # done, but behind a pending one
@@ -123,5 +126,8 @@ class Watermark:
 
     def checkpoint(self, *, source: str, order: str) -> Checkpoint:
         if self._first == self._issued:
-            return Checkpoint(source, order, self._next)
-        return Checkpoint(source, order, self._pending[self._first], frozenset(self._done_ahead.values()))
+            resume_at, ahead = self._next, set()
+        else:
+            resume_at, ahead = self._pending[self._first], set(self._done_ahead.values())
+        ahead |= {p for p in self._carried if p > resume_at}
+        return Checkpoint(source, order, resume_at, frozenset(ahead))

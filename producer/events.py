@@ -48,10 +48,6 @@ def _digest(source_key: str, row_index: int) -> int:
     return int.from_bytes(raw, "big")
 
 
-def card_id(source_key: str, row_index: int) -> str:
-    return f"card-{_digest(source_key, row_index) % CARD_POOL:05d}"
-
-
 def build_event(row: Row, *, source_key: str, loop: int, timestamp_ms: int) -> dict:
     digest = _digest(source_key, row.index)
     event = {

@@ -120,7 +120,7 @@ class Producer:
     def run(self) -> Summary:
         summary = Summary(dry_run=self.dry_run)
         start, already_done = self._resume_point()
-        watermark = Watermark(start)
+        watermark = Watermark(start, already_done)
         started = self._clock()
         last_saved = started
         batch = Batch()

@@ -13,7 +13,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
 from producer.errors import ProducerError
 
@@ -120,7 +121,7 @@ class KinesisSender:
                 elif code not in THROTTLING_CODES:
                     raise ProducerError(_describe(code, exc, self.stream_name)) from None
                 failed = remaining
-            except (ConnectionError, HTTPClientError) as exc:
+            except (BotocoreConnectionError, HTTPClientError) as exc:
                 # botocore already retried these; keep going a little longer, then give up clearly.
                 failures_in_a_row = self._count_failure(failures_in_a_row, str(exc))
                 failed = remaining

@@ -113,8 +113,9 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
 
 # SageMaker endpoint names (max 63) are derived from the stack name plus "-anomaly".
 _STACK_NAME = r"[A-Za-z][A-Za-z0-9-]{0,54}"
-_HOSTNAME = r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
-_SECRET_ARN = r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}"
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = rf"(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*"
+_SECRET_ARN = r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}"  # noqa: S105
 _EMAIL = r"[^@\s]+@[^@\s]+\.[^@\s]+"
 _REDIS_USERNAME = r"[A-Za-z0-9._-]{1,64}"
 

@@ -8,14 +8,13 @@ parts (e.g. Grafana) plug in here with a few lines.
 from __future__ import annotations
 
 from aws_cdk import Acknowledgment, CfnOutput, Stack, Validations
-
 from constructs import Construct
 
 from grafana.infrastructure import GrafanaService
 from stacks.config import AppConfig
-from stacks.monitoring import Monitoring
 from stacks.log_retention import retention_days
 from stacks.models import TrainedModels
+from stacks.monitoring import Monitoring
 from stacks.network import Network
 from stacks.redis import ExternalRedis, RedisConnection, SelfHostedRedis
 from stacks.scorer import Scorer

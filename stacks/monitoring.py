@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_iam as iam
@@ -115,7 +115,13 @@ class Monitoring(Construct):
             description="Share of records rejected as invalid (%); the producer may be sending bad data.",
         )
 
-        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", default_interval=Duration.hours(3))
+        self.dashboard = cloudwatch.Dashboard(
+            self,
+            "Dashboard",
+            # Dashboard names are unique per account across regions; the region keeps two deployments apart.
+            dashboard_name=f"{Stack.of(self).stack_name}-operations-{Aws.REGION}",
+            default_interval=Duration.hours(3),
+        )
         self.dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="Records per 5 minutes",

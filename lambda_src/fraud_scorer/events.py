@@ -17,7 +17,10 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
+from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import (
+    KinesisStreamRecord,
+    KinesisStreamRecordPayload,
+)
 
 FEATURE_COUNT = 30  # creditcard.csv: Time, V1..V28, Amount (fraud_data.schema.FEATURE_COUNT)
 AMOUNT_INDEX = 29
@@ -92,21 +95,23 @@ class _Invalid(Exception):
         self.reason, self.detail = reason, detail
 
 
-def record_ref(record: KinesisStreamRecord) -> RecordRef:
+def record_ref(record: KinesisStreamRecord, payload: KinesisStreamRecordPayload | None = None) -> RecordRef:
+    payload = payload or record.kinesis
     # eventID is "<shard id>:<sequence number>" in every Kinesis event Lambda delivers.
     shard_id = record.event_id.rpartition(":")[0] or "unknown"
     return RecordRef(
         shard_id=shard_id,
-        sequence_number=record.kinesis.sequence_number,
-        arrival_ms=int(float(record.kinesis.approximate_arrival_timestamp) * 1000),
+        sequence_number=payload.sequence_number,
+        arrival_ms=int(float(payload.approximate_arrival_timestamp) * 1000),
     )
 
 
 def decode_record(record: KinesisStreamRecord) -> Transaction | Rejection:
-    ref = record_ref(record)
+    payload = record.kinesis  # a new wrapper on every access: take it once
+    ref = record_ref(record, payload)
     raw = b""
     try:
-        raw = _b64decode(record.kinesis.data)
+        raw = _b64decode(payload.data)
         return _parse(raw, ref)
     except _Invalid as invalid:
         return Rejection(ref=ref, reason=invalid.reason, detail=invalid.detail, raw=raw)
@@ -195,6 +200,10 @@ def _legacy(body: dict[str, Any], ref: RecordRef) -> Transaction:
     )
 
 
+# json.loads yields exactly these for numbers; bool (a subclass of int) is deliberately not among them.
+_NUMBER_TYPES = frozenset({int, float})
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -206,10 +215,11 @@ def _features(value: Any) -> tuple[float, ...]:
         raise _Invalid(
             RejectReason.WRONG_FEATURE_COUNT, f"features has {len(value)} values, expected {FEATURE_COUNT}"
         )
-    if not all(_is_number(x) for x in value):
+    # map() over builtins: this runs for every record of every batch.
+    if not _NUMBER_TYPES.issuperset(map(type, value)):
         raise _Invalid(RejectReason.INVALID_FIELD, "features must all be numbers")
-    features = tuple(float(x) for x in value)
-    if not all(math.isfinite(x) for x in features):
+    features = tuple(map(float, value))
+    if not all(map(math.isfinite, features)):
         raise _Invalid(RejectReason.NON_FINITE, "features must be finite numbers")
     return features
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from fraud_scorer.batch import BatchResult
 from fraud_scorer.verdict import Verdict
+
+if TYPE_CHECKING:
+    from fraud_scorer.batch import BatchResult
 
 
 def publish(metrics: Metrics, result: BatchResult) -> None:

@@ -53,7 +53,7 @@ def make_runtime_client() -> Any:
 
 def to_csv(rows: Sequence[Sequence[float]]) -> bytes:
     # repr() is the shortest text that round-trips a float exactly.
-    return "\n".join(",".join(repr(x) for x in row) for row in rows).encode()
+    return "\n".join([",".join(map(repr, row)) for row in rows]).encode()
 
 
 def parse_xgboost(body: bytes, content_type: str) -> list[float]:

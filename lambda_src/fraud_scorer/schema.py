@@ -159,7 +159,7 @@ def ensure_schema(client: redis.Redis, *, retention_ms: int) -> None:
     infos = pipe.execute()
     pipe = client.pipeline(transaction=False)
     for series, info in zip(sources, infos, strict=True):
-        existing = {_text(rule[0]) for rule in _info_field(info, "rules")}
+        existing = _rule_destinations(_info_field(info, "rules"))
         for aggregation, destination in series.compactions:
             if destination not in existing:
                 pipe.execute_command(
@@ -172,12 +172,21 @@ def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _info_field(info: object, name: str) -> list:
-    # Raw TS.INFO reply: a flat [name, value, name, value, ...] list (redis-py may also give a dict).
+def _rule_destinations(rules: object) -> set[str]:
+    # redis-py gives {destination: [bucket, aggregation, alignment]}; older versions a list of lists.
+    if isinstance(rules, dict):
+        return {_text(destination) for destination in rules}
+    return {_text(rule[0]) for rule in rules or []}
+
+
+def _info_field(info: object, name: str) -> object:
+    # TS.INFO arrives as a dict (str or bytes keys), a TSInfo object, or a flat [name, value, ...] list.
     if isinstance(info, dict):
-        return info.get(name) or info.get(name.encode()) or []
+        return info.get(name, info.get(name.encode()))
+    if hasattr(info, name):
+        return getattr(info, name)
     items = list(info)
     for i in range(0, len(items) - 1, 2):
         if _text(items[i]) == name:
-            return items[i + 1] or []
-    return []
+            return items[i + 1]
+    return None

@@ -26,24 +26,33 @@ from fraud_scorer.events import Rejection, Transaction
 # KEYS: txn doc, ts:fraud_probability, ts:anomaly_score, ts:verdict:<v>, ts:scored, fraud-ts,
 #       fraudulent_ts or non-fraudulent_ts
 # ARGV: document JSON, event time ms, fraud probability, anomaly score, scored-at ms
-# Returns {1, samples dropped} when stored, {0, 0} when the document already existed. A sample is
-# dropped (pcall) only when RedisTimeSeries refuses it, e.g. older than the series' retention: the
-# document must still be stored, and a replay must not add the other samples twice.
+# Returns {1, samples dropped} when stored, {0, 0} when the document already existed.
+# The six samples go in one TS.MADD, which applies each series' own DUPLICATE_POLICY (set by the
+# schema bootstrap). A sample MADD refuses is retried alone with TS.ADD ON_DUPLICATE (which also
+# re-creates a series deleted behind our back); one refused again — e.g. older than the series'
+# retention — is dropped and counted: the document must still be stored, and a replay must not add
+# the other samples twice.
 STORE_TRANSACTION_LUA = """
 if not redis.call('JSON.SET', KEYS[1], '$', ARGV[1], 'NX') then
   return {0, 0}
 end
-local dropped = 0
-local function add(key, ts, value, policy)
-  local reply = redis.pcall('TS.ADD', key, ts, value, 'ON_DUPLICATE', policy)
-  if type(reply) == 'table' and reply.err then dropped = dropped + 1 end
+local samples = {
+  {KEYS[2], ARGV[2], ARGV[3], 'MAX'}, {KEYS[3], ARGV[2], ARGV[4], 'MAX'}, {KEYS[4], ARGV[2], 1, 'SUM'},
+  {KEYS[5], ARGV[5], 1, 'SUM'}, {KEYS[6], ARGV[2], ARGV[3], 'MAX'}, {KEYS[7], ARGV[2], ARGV[3], 'MAX'}
+}
+local madd = {}
+for _, s in ipairs(samples) do
+  madd[#madd + 1] = s[1]; madd[#madd + 1] = s[2]; madd[#madd + 1] = s[3]
 end
-add(KEYS[2], ARGV[2], ARGV[3], 'MAX')
-add(KEYS[3], ARGV[2], ARGV[4], 'MAX')
-add(KEYS[4], ARGV[2], 1, 'SUM')
-add(KEYS[5], ARGV[5], 1, 'SUM')
-add(KEYS[6], ARGV[2], ARGV[3], 'MAX')
-add(KEYS[7], ARGV[2], ARGV[3], 'MAX')
+local replies = redis.pcall('TS.MADD', unpack(madd))
+local dropped = 0
+for i, s in ipairs(samples) do
+  local reply = type(replies) == 'table' and not replies.err and replies[i] or replies
+  if type(reply) == 'table' and reply.err then
+    local again = redis.pcall('TS.ADD', s[1], s[2], s[3], 'ON_DUPLICATE', s[4])
+    if type(again) == 'table' and again.err then dropped = dropped + 1 end
+  end
+end
 return {1, dropped}
 """
 

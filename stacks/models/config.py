@@ -40,7 +40,7 @@ class ModelsConfig:
     """Everything the models construct needs; build it with `from_context` (validates every key)."""
 
     data_source: str = DEFAULT_DATA_SOURCE
-    synthetic_rows: int = 200_000
+    synthetic_rows: int = 100_000  # the local twin's default too, so both see the same data
     xgboost_version: str = "1.7-1"
     training_instance_type: str = "ml.m5.xlarge"
     transform_instance_type: str = "ml.m5.large"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Arn, ArnFormat, Stack
+from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sagemaker as sagemaker
@@ -73,13 +73,10 @@ class ModelEndpoint(Construct):
             endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
         )
         self.endpoint_name: str = self.endpoint.attr_endpoint_name
-        self.endpoint_arn: str = Arn.format(
-            {
-                "service": "sagemaker",
-                "resource": "endpoint",
-                # SageMaker lower-cases endpoint names in ARNs; IAM compares ARNs case-sensitively.
-                "resource_name": endpoint_name.lower(),
-                "arn_format": ArnFormat.SLASH_RESOURCE_NAME,
-            },
-            Stack.of(self),
+        self.endpoint_arn: str = Stack.of(self).format_arn(
+            service="sagemaker",
+            resource="endpoint",
+            # SageMaker lower-cases endpoint names in ARNs; IAM compares ARNs case-sensitively.
+            resource_name=endpoint_name.lower(),
+            arn_format=ArnFormat.SLASH_RESOURCE_NAME,
         )

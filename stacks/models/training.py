@@ -155,16 +155,18 @@ class TrainingRun(Construct):
         return f"s3://{self.source_asset.s3_bucket_name}/{self.source_asset.s3_object_key}"
 
     def _allow_source(self, role: iam.IRole, config: ModelsConfig, source_uri: str) -> None:
+        # Exactly the one source object (an asset's key is its content hash, so it is known now).
         if self.source_asset is not None:
-            self.source_asset.grant_read(role)
-            return
-        if config.source_kind == "s3":
+            bucket_name, key = self.source_asset.s3_bucket_name, self.source_asset.s3_object_key
+        elif config.source_kind == "s3":
             bucket_name, key = parse_s3_uri(source_uri)
-            role.add_to_principal_policy(
-                iam.PolicyStatement(
-                    actions=[GET], resources=[f"arn:{Stack.of(self).partition}:s3:::{bucket_name}/{key}"]
-                )
+        else:
+            return  # synthetic or https: nothing to read from S3
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=[GET], resources=[f"arn:{Stack.of(self).partition}:s3:::{bucket_name}/{key}"]
             )
+        )
 
     def _function(
         self,
@@ -234,10 +236,10 @@ class TrainingRun(Construct):
             acknowledge(
                 role,
                 {
-                    sagemaker_name_prefix_finding(
-                        resource, prefix
-                    ): f"Job and model names are hashes of their "
-                    f"inputs, known only at run time; every name this resource creates starts with '{prefix}'."
+                    sagemaker_name_prefix_finding(resource, prefix): (
+                        "Job and model names are hashes of their inputs, known only at run time; "
+                        f"every one this resource creates starts with '{prefix}'."
+                    )
                 },
             )
         self.job_role.grant_pass_role(role)
@@ -303,6 +305,13 @@ class TrainingRun(Construct):
         acknowledge(provider, findings)
         for role in framework_roles:
             acknowledge(role, findings)
+        acknowledge(
+            provider.node.find_child("waiter-state-machine"),
+            {
+                wildcard_resource("*"): "Step Functions log delivery (logs:CreateLogDelivery and friends) "
+                "supports no resource-level permissions.",
+            },
+        )
         acknowledge(
             provider,
             {

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import RemovalPolicy, Validations
+from aws_cdk import Acknowledgment, RemovalPolicy, Validations
 from aws_cdk import aws_secretsmanager as secretsmanager
-from aws_cdk import Acknowledgment
 from constructs import Construct
 
 from stacks.config import RedisConfig

@@ -71,6 +71,15 @@ class SelfHostedRedis(Construct):
         self.cluster = ecs.Cluster(
             self, "Cluster", vpc=vpc, container_insights_v2=ecs.ContainerInsights.ENABLED
         )
+        # Container Insights writes to this log group; created here (not by ECS on first use) so that
+        # it has a retention and `cdk destroy` deletes it.
+        insights_logs = logs.LogGroup(
+            self,
+            "InsightsLogs",
+            log_group_name=f"/aws/ecs/containerinsights/{self.cluster.cluster_name}/performance",
+            retention=log_retention,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
         namespace = servicediscovery.PrivateDnsNamespace(
             self, "Namespace", name=NAMESPACE, vpc=vpc, description="Service discovery for Redis"
         )
@@ -137,6 +146,7 @@ class SelfHostedRedis(Construct):
                 dns_ttl=Duration.seconds(10),
             ),
         )
+        self.service.node.add_dependency(insights_logs)
         self.connection = RedisConnection(
             secret=self.secret,
             host=host,

@@ -9,4 +9,5 @@ import pytest
 def local_models(tmp_path_factory):
     from training.local_models import load_or_train
 
-    return load_or_train(tmp_path_factory.mktemp("models"), source="synthetic")
+    # Fewer rows than `make train`: these tests need real models, not the best ones.
+    return load_or_train(tmp_path_factory.mktemp("models"), source="synthetic", rows=30_000)

@@ -74,6 +74,7 @@ def test_redis_killed_and_restarted_mid_run_loses_and_duplicates_nothing(local_m
         wait_until_stored(pipeline, 1000)
 
         # WHEN Redis dies (kill -9) mid-run and comes back a moment later
+        stored_at_kill = pipeline.tally().stored
         pipeline.redis_server.kill()
         time.sleep(1.5)
         pipeline.redis_server.start()
@@ -84,22 +85,24 @@ def test_redis_killed_and_restarted_mid_run_loses_and_duplicates_nothing(local_m
         # THEN after catching up every transaction is present exactly once
         assert len(pipeline.sent_records()) == 6000
         assert_each_sent_transaction_stored_exactly_once(pipeline)
-        # and the outage was real: the trigger had to retry
-        assert pipeline.trigger.invocations > len(pipeline.trigger.shard_ids)
+        # and the kill really came mid-run
+        assert stored_at_kill < 6000
 
 
 def test_sagemaker_errors_and_timeouts_are_retried_without_loss(redis_url, local_models):
-    # GIVEN an endpoint stand-in where 30% of calls answer 500 and 3% hang past the client's timeout
+    # GIVEN an endpoint stand-in where 30% of calls answer 500 and 3% hang past the client's 10 s read
+    # timeout (with seed 131 the very first call hangs, so a timeout is certain, and no other does in
+    # the first 60 calls, which keeps the test short)
     settings = PipelineSettings(
         redis_url=redis_url,
         shards=2,
         trigger=TriggerSettings(**{**DEFAULT_TRIGGER.__dict__, "batch_size": 100}),
     )
     with LocalPipeline(settings, models=local_models) as pipeline:
-        pipeline.sagemaker.set_faults(error_rate=0.3, timeout_rate=0.03, hang_s=12, seed=7)
+        pipeline.sagemaker.set_faults(error_rate=0.3, timeout_rate=0.03, hang_s=12, seed=131)
 
-        # WHEN 2,000 transactions go through
-        pipeline.produce(count=2000)
+        # WHEN 1,000 transactions go through
+        pipeline.produce(count=1000)
         assert pipeline.wait_until_caught_up(timeout_s=300)
 
         # THEN all are stored once; the stand-in saw retries (more calls than two per invocation)

@@ -28,8 +28,8 @@ def test_every_panel_query_returns_data_after_a_scored_batch(client, scored_batc
 
     # THEN every target of every panel answers with data
     assert len([r for p in panels for r in p.results]) == len(panel_targets(dashboard))
-    empty = [str(result.target) for panel in panels for result in panel.results if not result.has_data]
-    assert empty == []
+    failed = [(str(r.target), r.error) for panel in panels for r in panel.results if not r.has_data]
+    assert failed == []
 
 
 def test_operations_panels_show_the_batch(client, scored_batch):

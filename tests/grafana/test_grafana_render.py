@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import redis
 from matplotlib import image
 
@@ -22,7 +23,8 @@ def test_render_draws_every_dashboard_from_the_scored_batch(scored_batch, tmp_pa
     assert sorted(p.stem for p in paths) == sorted(p.stem for p in dashboard_paths())
     for path in paths:
         picture = pixels(path)
-        assert picture.shape[0] > 400 and picture.shape[1] > 1000
+        assert picture.shape[0] > 400
+        assert picture.shape[1] > 1000
         assert picture[..., :3].std() > 0.02, f"{path.name} is a blank picture"
 
     # AND the data is what draws the panels: the same dashboards over an empty Redis look different
@@ -34,7 +36,14 @@ def test_render_draws_every_dashboard_from_the_scored_batch(scored_batch, tmp_pa
 
 
 def test_command_line_writes_the_pictures(scored_batch, tmp_path, capsys):
-    assert main(["--redis-url", scored_batch.redis_url, "--out", str(tmp_path)]) == 0
+    assert main(["--redis-url", scored_batch.redis_url, "--out", str(tmp_path), "--from", "now-15m"]) == 0
 
     written = capsys.readouterr().out.split()
     assert sorted(written) == sorted(str(tmp_path / f"{p.stem}.png") for p in dashboard_paths())
+
+
+def test_command_line_refuses_an_absolute_time(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--redis-url", "redis://localhost:1/0", "--out", str(tmp_path), "--from", "2026-01-01"])
+
+    assert "use now-<n><s|m|h|d|w>" in capsys.readouterr().err

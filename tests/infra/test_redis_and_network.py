@@ -25,8 +25,10 @@ def scorer_id(synth: Synth) -> str:
 
 
 def secret_template(synth: Synth) -> tuple[str, dict, dict]:
-    (secret_id, secret), *rest = resources(synth, "AWS::SecretsManager::Secret").items()
-    assert not rest
+    """The Redis connection secret (the one the RedisSecretArn output names)."""
+    secret_id = synth.template.find_outputs("RedisSecretArn")["RedisSecretArn"]["Value"]["Ref"]
+    secret = synth.template_json["Resources"][secret_id]
+    assert secret["Type"] == "AWS::SecretsManager::Secret"
     generate = secret["Properties"]["GenerateSecretString"]
     return secret_id, generate, json.loads(generate["SecretStringTemplate"])
 
@@ -132,10 +134,22 @@ def test_redis_service_is_single_private_and_discoverable(default_synth):
         "AWS::ServiceDiscovery::Service",
         {"Name": "redis", "DnsConfig": Match.object_like({"DnsRecords": [{"Type": "A", "TTL": 10}]})},
     )
+    cluster = Capture()
     template.has_resource_properties(
         "AWS::ECS::Cluster",
         {"ClusterSettings": Match.array_with([{"Name": "containerInsights", "Value": "enabled"}])},
     )
+    # Container Insights' log group is the stack's, so it has a retention and is deleted with it
+    template.has_resource_properties(
+        "AWS::Logs::LogGroup",
+        {
+            "LogGroupName": {
+                "Fn::Join": ["", ["/aws/ecs/containerinsights/", {"Ref": cluster}, "/performance"]]
+            },
+            "RetentionInDays": 30,
+        },
+    )
+    assert default_synth.template_json["Resources"][cluster.as_string()]["Type"] == "AWS::ECS::Cluster"
 
 
 def test_redis_port_is_open_to_its_clients_security_groups_only(default_synth):
@@ -205,8 +219,9 @@ def test_external_mode_creates_a_secret_with_a_placeholder_password(external_syn
 
 
 def test_external_mode_can_use_an_existing_secret(options_synth):
-    # THEN no secret is created, and the scorer reads (only) the given one
-    options_synth.template.resource_count_is("AWS::SecretsManager::Secret", 0)
+    # THEN no Redis secret is created, and the scorer reads (only) the given one
+    for secret in resources(options_synth, "AWS::SecretsManager::Secret").values():
+        assert "host" not in secret["Properties"]["GenerateSecretString"].get("SecretStringTemplate", "")
     options_synth.template.has_resource_properties(
         "AWS::Lambda::Function",
         {"Environment": {"Variables": Match.object_like({"REDIS_SECRET_ARN": EXISTING_SECRET_ARN})}},

@@ -15,7 +15,9 @@ ARN = "arn:aws:kinesis:eu-west-1:111122223333:stream/tx"
 
 def test_event_has_the_lambda_kinesis_shape():
     # GIVEN one explicit record
-    record = KinesisRecord(data=b'{"a": 1}', partition_key="card-1", sequence_number="495", arrival_s=1700000000.25)
+    record = KinesisRecord(
+        data=b'{"a": 1}', partition_key="card-1", sequence_number="495", arrival_s=1700000000.25
+    )
 
     # WHEN
     event = kinesis_event([record], stream_arn=ARN, shard_id="shardId-000000000003")
@@ -57,10 +59,17 @@ def test_dicts_and_bytes_get_increasing_sequence_numbers_and_card_partition_keys
 def test_record_from_get_records_output():
     # GIVEN one element of boto3's get_records()["Records"]
     arrived = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-    raw = {"SequenceNumber": "4960", "ApproximateArrivalTimestamp": arrived, "Data": b"d", "PartitionKey": "k"}
+    raw = {
+        "SequenceNumber": "4960",
+        "ApproximateArrivalTimestamp": arrived,
+        "Data": b"d",
+        "PartitionKey": "k",
+    }
 
     # WHEN
     record = KinesisRecord.from_get_records(raw)
 
     # THEN
-    assert record == KinesisRecord(data=b"d", partition_key="k", sequence_number="4960", arrival_s=arrived.timestamp())
+    assert record == KinesisRecord(
+        data=b"d", partition_key="k", sequence_number="4960", arrival_s=arrived.timestamp()
+    )

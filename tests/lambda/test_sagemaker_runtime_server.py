@@ -39,13 +39,17 @@ def server(monkeypatch):
 
 def client(max_attempts: int = 3, read_timeout: float = 10):
     config = Config(
-        retries={"mode": "standard", "total_max_attempts": max_attempts}, read_timeout=read_timeout, connect_timeout=2
+        retries={"mode": "standard", "total_max_attempts": max_attempts},
+        read_timeout=read_timeout,
+        connect_timeout=2,
     )
     return boto3.client("sagemaker-runtime", config=config)
 
 
 def invoke(name: str, accept: str = "text/csv", **kwargs):
-    response = client(**kwargs).invoke_endpoint(EndpointName=name, Body=ROWS, ContentType="text/csv", Accept=accept)
+    response = client(**kwargs).invoke_endpoint(
+        EndpointName=name, Body=ROWS, ContentType="text/csv", Accept=accept
+    )
     return response["Body"].read(), response["ContentType"], response["ResponseMetadata"]["RetryAttempts"]
 
 

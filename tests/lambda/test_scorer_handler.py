@@ -6,11 +6,12 @@ from __future__ import annotations
 import base64
 import json
 
-import handler
 import pytest
 
+import handler
 from local.kinesis_events import KinesisRecord, kinesis_event, next_sequence_number
 from local.sagemaker_runtime import rcf_endpoint, xgboost_endpoint
+
 
 def predictable_fraud_probability(rows):
     """The same toy model as the `sagemaker_runtime` fixture's: V1 clipped to 0..1."""
@@ -23,7 +24,9 @@ SHARD = "shardId-000000000000"
 
 def record(data: dict | bytes, *, arrival_s: float = T0 / 1000) -> KinesisRecord:
     raw = data if isinstance(data, bytes) else json.dumps(data).encode()
-    return KinesisRecord(data=raw, partition_key="pk", sequence_number=next_sequence_number(), arrival_s=arrival_s)
+    return KinesisRecord(
+        data=raw, partition_key="pk", sequence_number=next_sequence_number(), arrival_s=arrival_s
+    )
 
 
 def sequence_numbers(event: dict) -> list[str]:
@@ -57,7 +60,9 @@ def dump(redis_client) -> dict:
     return out
 
 
-def test_valid_batch_is_scored_stored_and_searchable(scorer_env, redis_client, make_transaction, lambda_context):
+def test_valid_batch_is_scored_stored_and_searchable(
+    scorer_env, redis_client, make_transaction, lambda_context
+):
     # GIVEN three transactions whose predictable scores give each verdict
     events = [
         make_transaction("t-fraud", fraud=0.9, anomaly=1.0, amount=120.5, timestamp=T0, channel="online"),
@@ -92,7 +97,10 @@ def test_valid_batch_is_scored_stored_and_searchable(scorer_env, redis_client, m
         "$.verdict": ["suspicious"],
         "$.merchant": ["m-1"],
     }
-    assert redis_client.json().get("txn:t-ok", "$.verdict", "$.label") == {"$.verdict": ["legit"], "$.label": [0]}
+    assert redis_client.json().get("txn:t-ok", "$.verdict", "$.label") == {
+        "$.verdict": ["legit"],
+        "$.label": [0],
+    }
 
     # AND the time series hold one sample per transaction at its event time
     assert ts_range(redis_client, "ts:fraud_probability") == [(T0, 0.9), (T0 + 1000, 0.2), (T0 + 2000, 0.1)]
@@ -209,7 +217,9 @@ def test_replaying_a_batch_changes_nothing(scorer_env, redis_client, make_transa
     assert dump(redis_client) == before
 
 
-def test_duplicate_ids_in_one_batch_are_stored_once(scorer_env, redis_client, make_transaction, lambda_context):
+def test_duplicate_ids_in_one_batch_are_stored_once(
+    scorer_env, redis_client, make_transaction, lambda_context
+):
     # GIVEN the same transaction id three times (the later copies even score differently)
     first = make_transaction("dup", fraud=0.9, timestamp=T0)
     event = kinesis_event(
@@ -249,7 +259,11 @@ def test_endpoint_down_reports_exactly_the_valid_records(
     # GIVEN an endpoint that keeps failing, and a batch mixing valid and invalid records
     sagemaker_runtime.fail_next(1000, status=503)
     event = kinesis_event(
-        [record(make_transaction("v1", timestamp=T0)), record(b"bad"), record(make_transaction("v2", timestamp=T0))]
+        [
+            record(make_transaction("v1", timestamp=T0)),
+            record(b"bad"),
+            record(make_transaction("v2", timestamp=T0)),
+        ]
     )
     valid_1, invalid, valid_2 = sequence_numbers(event)
 
@@ -336,7 +350,9 @@ def test_redis_down_fails_everything_then_recovers(
     # GIVEN a warm container (schema and scripts in place), then Redis crashes
     warm = kinesis_event([record(make_transaction("warm", timestamp=T0))])
     assert handler.handler(warm, lambda_context) == failures()
-    event = kinesis_event([record(make_transaction("a", timestamp=T0)), record(b"bad"), record(make_transaction("b"))])
+    event = kinesis_event(
+        [record(make_transaction("a", timestamp=T0)), record(b"bad"), record(make_transaction("b"))]
+    )
     redis_stack.kill()
     try:
         # WHEN
@@ -355,9 +371,7 @@ def test_redis_down_fails_everything_then_recovers(
 
 
 @pytest.mark.timeout(60)
-def test_unreachable_redis_port_fails_the_batch(
-    scorer_env, monkeypatch, make_transaction, lambda_context
-):
+def test_unreachable_redis_port_fails_the_batch(scorer_env, monkeypatch, make_transaction, lambda_context):
     # GIVEN a Redis URL where nothing listens
     from local.redis_stack import free_port
 
@@ -402,7 +416,10 @@ def test_metrics_count_the_batch(scorer_env, make_transaction, lambda_context, c
 def test_logs_carry_ids_and_counts_but_no_card_data(scorer_env, make_transaction, lambda_context, caplog):
     # GIVEN a card number in a valid record and in a rejected one
     event = kinesis_event(
-        [record(make_transaction("id-1", card_id="4111111111111111", timestamp=T0)), record(b'{"card": "4111"}')]
+        [
+            record(make_transaction("id-1", card_id="4111111111111111", timestamp=T0)),
+            record(b'{"card": "4111"}'),
+        ]
     )
 
     # WHEN
@@ -416,3 +433,42 @@ def test_logs_carry_ids_and_counts_but_no_card_data(scorer_env, make_transaction
     assert any(sequence_numbers(event)[1] in line for line in logged)
     assert not any("4111" in line for line in logged)
     assert not any(scorer_env["REDIS_URL"] in line for line in logged)
+
+
+def test_samples_survive_a_series_deleted_behind_the_scorer(
+    scorer_env, redis_client, make_transaction, lambda_context
+):
+    # GIVEN a warm container, then someone deletes one of the series
+    assert (
+        handler.handler(kinesis_event([record(make_transaction("w", timestamp=T0))]), lambda_context)
+        == failures()
+    )
+    redis_client.delete("ts:verdict:legit")
+
+    # WHEN the next batch arrives, two transactions at the same millisecond
+    event = kinesis_event(
+        [record(make_transaction("n1", timestamp=T0 + 1)), record(make_transaction("n2", timestamp=T0 + 1))]
+    )
+    assert handler.handler(event, lambda_context) == failures()
+
+    # THEN the series is back and still counts with the contract's SUM; the other series are intact
+    assert ts_range(redis_client, "ts:verdict:legit") == [(T0 + 1, 2.0)]
+    assert ts_range(redis_client, "ts:anomaly_score") == [(T0, 1.0), (T0 + 1, 1.0)]
+
+
+def test_samples_older_than_retention_are_dropped_but_the_document_is_stored(
+    scorer_env, redis_client, make_transaction, lambda_context
+):
+    # GIVEN series that already hold a sample from now
+    now = kinesis_event([record(make_transaction("now"))])
+    assert handler.handler(now, lambda_context) == failures()
+
+    # WHEN a transaction from 30 days ago arrives (beyond the 7-day raw retention)
+    old = T0 - 30 * 24 * 3600 * 1000
+    assert handler.handler(
+        kinesis_event([record(make_transaction("old", timestamp=old))]), lambda_context
+    ) == (failures())
+
+    # THEN it is stored and searchable, without samples at that time
+    assert redis_client.json().get("txn:old", "$.timestamp") == [old]
+    assert [t for t, _ in ts_range(redis_client, "ts:fraud_probability") if t == old] == []

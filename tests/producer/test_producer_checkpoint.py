@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import json
 
+import boto3
 import pytest
+from botocore.stub import Stubber
 
 from fraud_data.schema import COLUMNS
 from fraud_data.synthetic import generate_rows
@@ -30,6 +32,17 @@ def test_watermark_stops_at_the_first_record_not_accepted():
     assert mark.checkpoint(source="s", order="sequential").resume_at == Position(0, 13)
     mark.done(tickets[3])
     assert mark.checkpoint(source="s", order="sequential") == Checkpoint("s", "sequential", Position(0, 15))
+
+
+def test_positions_skipped_on_resume_stay_in_the_checkpoint_until_passed():
+    # GIVEN a resumed run that skips (0, 3) and (0, 9), and stops after reading up to (0, 4)
+    mark = Watermark(Position(0, 2), frozenset({Position(0, 3), Position(0, 9)}))
+    for offset in (2, 4):
+        mark.done(mark.issue(Position(0, offset)))
+    # THEN the position it passed is dropped, the one ahead is kept for the next run
+    assert mark.checkpoint(source="s", order="sequential") == Checkpoint(
+        "s", "sequential", Position(0, 5), frozenset({Position(0, 9)})
+    )
 
 
 def test_save_is_atomic_and_round_trips(tmp_path):
@@ -61,22 +74,22 @@ def run(kinesis, stream, source, store, **kwargs):
 
 
 def test_resume_across_two_runs_sends_every_row_once(kinesis, stream, read_stream, tmp_path):
-    # GIVEN a 1,300-row file and a first run that stops after 700 records
+    # GIVEN a 1,000-row file and a first run that stops after 600 records
     path = tmp_path / "creditcard.csv"
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(COLUMNS)
-        writer.writerows(generate_rows(1300, seed=8))
+        writer.writerows(generate_rows(1000, seed=8))
     store = CheckpointStore(tmp_path / "cp.json")
-    first = run(kinesis, stream, CsvSource(path), store, count=700)
-    assert json.loads(store.path.read_text())["resume_at"] == [0, 700]
+    first = run(kinesis, stream, CsvSource(path), store, count=600)
+    assert json.loads(store.path.read_text())["resume_at"] == [0, 600]
     # WHEN a second run resumes
     second = run(kinesis, stream, CsvSource(path), store, resume=True)
     # THEN the stream holds each row exactly once, and the checkpoint is at the end of the file
     ids = [r["event"]["transaction_id"] for r in read_stream(stream)]
-    assert (first.sent, second.sent) == (700, 600)
-    assert sorted(ids) == [f"{CsvSource(path).key}-{i:06d}" for i in range(1300)]
-    assert second.resume_at == Position(0, 1300)
+    assert (first.sent, second.sent) == (600, 400)
+    assert sorted(ids) == [f"{CsvSource(path).key}-{i:06d}" for i in range(1000)]
+    assert second.resume_at == Position(0, 1000)
 
 
 def test_resume_after_an_interrupt_skips_only_what_was_accepted(kinesis, stream, read_stream, tmp_path):
@@ -116,3 +129,47 @@ def test_dry_run_neither_sends_nor_moves_the_checkpoint(tmp_path, capsys):
     assert summary.dry_run
     assert printed == ["synthetic-1-000005", "synthetic-1-000006", "synthetic-1-000007"]
     assert store.load(source="synthetic-1", order="sequential").resume_at == Position(0, 5)
+
+
+def test_a_partially_accepted_batch_is_resumed_without_resending_accepted_rows(tmp_path):
+    # GIVEN a stubbed Kinesis that throttles the middle one of 3 records while Ctrl-C is pressed
+    client = boto3.client("kinesis", region_name="us-east-1")
+    sent_ids: list[list[str]] = []
+    store = CheckpointStore(tmp_path / "cp.json")
+    first = Producer(
+        source=SyntheticSource(seed=1), stream_name="s", kinesis_client=client, count=3, checkpoint=store
+    )
+
+    def record_and_press_ctrl_c(params, **_):
+        sent_ids.append([json.loads(r["Data"])["transaction_id"] for r in params["Records"]])
+        first.stop()
+
+    client.meta.events.register("provide-client-params.kinesis.PutRecords", record_and_press_ctrl_c)
+    accepted = {"SequenceNumber": "1", "ShardId": "shardId-000000000000"}
+    throttled = {"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": "slow down"}
+    with Stubber(client) as stubber:
+        stubber.add_response(
+            "put_records", {"FailedRecordCount": 1, "Records": [accepted, throttled, accepted]}
+        )
+        summary = first.run()
+        # WHEN the next run resumes
+        stubber.add_response("put_records", {"Records": [accepted, accepted]})
+        second = Producer(
+            source=SyntheticSource(seed=1),
+            stream_name="s",
+            kinesis_client=client,
+            count=2,
+            checkpoint=store,
+            resume=True,
+        )
+        second.run()
+    # THEN the first run kept rows 0 and 2 and stopped; the second sent row 1 and row 3, not row 2
+    assert summary.interrupted
+    assert summary.sent == 2
+    assert sent_ids == [
+        ["synthetic-1-000000", "synthetic-1-000001", "synthetic-1-000002"],
+        ["synthetic-1-000001", "synthetic-1-000003"],
+    ]
+    assert store.load(source="synthetic-1", order="sequential") == Checkpoint(
+        "synthetic-1", "sequential", Position(0, 4)
+    )

@@ -7,6 +7,7 @@ import json
 import signal
 import threading
 import time
+import uuid
 
 import boto3
 import pytest
@@ -126,9 +127,10 @@ def test_bad_use_gets_one_clear_line_and_a_non_zero_exit(moto_url, argv, code, m
 def test_a_stack_without_a_stream_output_is_a_clear_error(moto_url, capsys):
     cloudformation = boto3.client("cloudformation", endpoint_url=moto_url)
     template = {"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}, "Outputs": {"Other": {"Value": "x"}}}
-    cloudformation.create_stack(StackName="NoStreamOutput", TemplateBody=json.dumps(template))
-    assert main(["--stack", "NoStreamOutput", "--endpoint-url", moto_url]) == 1
-    assert "stack NoStreamOutput has no StreamName output" in one_line(capsys.readouterr().err)
+    name = f"NoStreamOutput-{uuid.uuid4().hex[:8]}"  # moto's state is shared by the whole process
+    cloudformation.create_stack(StackName=name, TemplateBody=json.dumps(template))
+    assert main(["--stack", name, "--endpoint-url", moto_url]) == 1
+    assert f"stack {name} has no StreamName output" in one_line(capsys.readouterr().err)
 
 
 def test_no_credentials_is_a_clear_error(monkeypatch, capsys):

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import random
+import socket
 from collections import Counter
 
 import boto3
 import pytest
+from botocore.config import Config
 from botocore.stub import Stubber
 
 from producer.errors import ProducerError
@@ -158,3 +160,25 @@ def test_batches_respect_the_record_and_byte_limits():
         big.add(big_entry)
     assert len(big) == 5
     assert big.size == MAX_BYTES
+
+
+def test_an_unreachable_endpoint_gives_up_after_a_bound_with_a_clear_error():
+    # GIVEN a client for a port nothing listens on, with botocore's own retries turned down
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    client = boto3.client(
+        "kinesis",
+        region_name="us-east-1",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"mode": "standard", "max_attempts": 1}, connect_timeout=1),
+    )
+    sleeps: list[float] = []
+    # WHEN records are sent THEN it retries twice more with backoff, then stops with one clear message
+    with pytest.raises(
+        ProducerError, match=r"giving up on stream fraud-stream: Could not connect.*3 in a row"
+    ):
+        sender(client, sleeps, give_up_after=3).send(entries(1), lambda _: None)
+    assert len(sleeps) == 2

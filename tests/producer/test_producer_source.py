@@ -46,7 +46,7 @@ def test_synthetic_rows_follow_the_schema_and_are_deterministic_per_seed():
 
 
 def test_synthetic_fraud_rate_is_realistic_and_frauds_are_shifted():
-    rows = [row for _, row in take(SyntheticSource(seed=1).read(Position(), loop=False), 60_000)]
+    rows = [row for _, row in take(SyntheticSource(seed=1).read(Position(), loop=False), 20_000)]
     frauds = [r for r in rows if r.label == 1]
     assert 0.0005 < len(frauds) / len(rows) < 0.005  # ~0.17 % like the real data
     legit_v14 = sum(r.features[14] for r in rows if r.label == 0) / (len(rows) - len(frauds))

@@ -194,7 +194,10 @@ class Trainer:
         fraud_digest, _, anomaly_digest = physical_id.removeprefix(PHYSICAL_ID_PREFIX).partition("-")
         for algorithm, digest in (("xgboost", fraud_digest), ("rcf", anomaly_digest)):
             for training_name in naming.candidate_names(naming.base_job_name(algorithm, digest)):
-                if self.describe_training(training_name).status in progress.RUNNING:
+                status = self.describe_training(training_name).status
+                if status is None:
+                    break  # attempts are numbered in order: no later attempt exists either
+                if status in progress.RUNNING:
                     logger.info("stopping training job %s", training_name)
                     self.sagemaker.stop_training_job(TrainingJobName=training_name)
                 for transform_name in naming.candidate_names(naming.transform_job_name(training_name)):

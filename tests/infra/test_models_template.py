@@ -1,0 +1,394 @@
+"""The TrainedModels construct, synthesized in a minimal stack (fast), with cdk-nag and cfn-lint.
+
+Three syntheses cover the options: training on synthetic data (defaults), training from a local
+file with a serverless XGBoost endpoint and custom instance types, and skipped training.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+
+import aws_cdk as cdk  # noqa: E402
+import cfnlint.api  # noqa: E402
+from aws_cdk import aws_iam as iam  # noqa: E402
+from aws_cdk.assertions import Capture, Match, Template  # noqa: E402
+from cdk_nag import AwsSolutionsChecks  # noqa: E402
+
+from stacks.models import ModelsConfig, TrainedModels  # noqa: E402
+from stacks.models.images import REGISTRY_ACCOUNTS  # noqa: E402
+
+pytestmark = pytest.mark.infra
+
+FRAUD_URL = "s3://my-models/fraud/model.tar.gz"
+ANOMALY_URL = "s3://my-models/rcf/model.tar.gz"
+
+
+@dataclass
+class Synth:
+    template: Template
+    outdir: Path
+    models: TrainedModels
+
+    @property
+    def json(self) -> dict:
+        return self.template.to_json()
+
+    def resources(self, type_: str) -> dict[str, dict]:
+        return self.template.find_resources(type_)
+
+
+def _synth(tmp_path_factory, name: str, context: dict) -> Synth:
+    outdir = tmp_path_factory.mktemp(name)
+    app = cdk.App(outdir=str(outdir))
+    stack = cdk.Stack(app, "FraudDetection")
+    models = TrainedModels(stack, "Models", config=ModelsConfig.from_context(lambda k, d: context.get(k, d)))
+    invoker = iam.Role(stack, "Invoker", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+    models.grant_invoke(invoker)
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    # app.synth() runs cdk-nag: any unacknowledged finding raises here.
+    app.synth()
+    template = json.loads((outdir / "FraudDetection.template.json").read_text())
+    return Synth(Template.from_json(template), outdir, models)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Synth:
+    return _synth(tmp_path_factory, "trained", {"trainingDataSource": "synthetic"})
+
+
+@pytest.fixture(scope="module")
+def from_file_serverless(tmp_path_factory) -> Synth:
+    data = tmp_path_factory.mktemp("data") / "creditcard.csv"
+    data.write_text("Time,V1\n0,1\n")  # only uploaded as an asset here; never parsed at synth
+    return _synth(
+        tmp_path_factory,
+        "serverless",
+        {
+            "trainingDataSource": str(data),
+            "fraudEndpointServerless": "true",
+            "fraudServerlessMemoryMb": "4096",
+            "fraudServerlessMaxConcurrency": "10",
+            "anomalyEndpointInstanceType": "ml.c5.xlarge",
+            "trainingInstanceType": "ml.m5.2xlarge",
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def skipped(tmp_path_factory) -> Synth:
+    return _synth(
+        tmp_path_factory,
+        "skipped",
+        {
+            "skipTraining": "true",
+            "fraudModelDataUrl": FRAUD_URL,
+            "anomalyModelDataUrl": ANOMALY_URL,
+            "fraudThreshold": "0.73",
+        },
+    )
+
+
+def test_two_replaceable_models_and_configs_behind_stable_endpoint_names(trained):
+    t = trained.template
+    t.resource_count_is("AWS::SageMaker::Model", 2)
+    t.resource_count_is("AWS::SageMaker::EndpointConfig", 2)
+    t.resource_count_is("AWS::SageMaker::Endpoint", 2)
+    # No fixed names on models/configs: a new model replaces them while the endpoint is updated.
+    t.has_resource_properties("AWS::SageMaker::Model", {"ModelName": Match.absent()})
+    t.all_resources_properties("AWS::SageMaker::EndpointConfig", {"EndpointConfigName": Match.absent()})
+    t.has_resource_properties("AWS::SageMaker::Endpoint", {"EndpointName": "FraudDetection-fraud"})
+    t.has_resource_properties("AWS::SageMaker::Endpoint", {"EndpointName": "FraudDetection-anomaly"})
+    assert trained.models.fraud_endpoint_name != trained.models.anomaly_endpoint_name
+
+
+def test_models_use_region_mapped_images_and_the_trained_artifacts(trained):
+    image = Capture()
+    data_url = Capture()
+    trained.template.has_resource_properties(
+        "AWS::SageMaker::Model",
+        {"PrimaryContainer": {"Image": image, "ModelDataUrl": data_url}},
+    )
+    rendered = json.dumps(image.as_object())
+    assert "Fn::FindInMap" in rendered
+    assert "AWS::Region" in rendered
+    assert data_url.as_object()["Fn::GetAtt"][1] in ("FraudModelDataUrl", "AnomalyModelDataUrl")
+    (mapping,) = trained.json["Mappings"].values()
+    assert mapping["us-east-1"] == {"xgboost": "683313688378", "randomcutforest": "382416733822"}
+    assert set(mapping) == set(REGISTRY_ACCOUNTS)
+    assert len(mapping) > 20
+
+
+def test_endpoint_configs_are_encrypted_with_a_rotating_key_and_instance_types_from_context(trained):
+    t = trained.template
+    key_arn = Capture()
+    t.all_resources_properties("AWS::SageMaker::EndpointConfig", {"KmsKeyId": key_arn})
+    (key_id,) = t.find_resources("AWS::KMS::Key", {"Properties": {"EnableKeyRotation": True}})
+    assert key_arn.as_object() == {"Fn::GetAtt": [key_id, "Arn"]}
+    t.has_resource("AWS::KMS::Key", {"DeletionPolicy": "Delete"})
+    t.all_resources_properties(
+        "AWS::SageMaker::EndpointConfig",
+        {
+            "ProductionVariants": [
+                Match.object_like({"InstanceType": "ml.m5.large", "InitialInstanceCount": 1})
+            ]
+        },
+    )
+
+
+def test_serverless_option_for_the_xgboost_endpoint(from_file_serverless):
+    t = from_file_serverless.template
+    t.has_resource_properties(
+        "AWS::SageMaker::EndpointConfig",
+        {
+            "ProductionVariants": [
+                Match.object_like(
+                    {
+                        "ServerlessConfig": {"MemorySizeInMB": 4096, "MaxConcurrency": 10},
+                        "InstanceType": Match.absent(),
+                    }
+                )
+            ],
+            "KmsKeyId": Match.any_value(),
+        },
+    )
+    t.has_resource_properties(
+        "AWS::SageMaker::EndpointConfig",
+        {
+            "ProductionVariants": [
+                Match.object_like({"InstanceType": "ml.c5.xlarge", "ServerlessConfig": Match.absent()})
+            ]
+        },
+    )
+    t.has_resource_properties(
+        "Custom::FraudModelTraining",
+        {"TrainingInstanceType": "ml.m5.2xlarge", "TransformInstanceType": "ml.m5.large"},
+    )
+
+
+def test_training_custom_resource_runs_on_the_provider_framework(trained):
+    t = trained.template
+    t.resource_count_is("Custom::FraudModelTraining", 1)
+    t.has_resource_properties(
+        "Custom::FraudModelTraining",
+        {
+            "Source": "synthetic",
+            "SyntheticRows": "100000",
+            "TrainingInstanceType": "ml.m5.xlarge",
+            "XgboostImage": Match.any_value(),
+            "RcfImage": Match.any_value(),
+            "RuntimeVersion": Match.any_value(),
+        },
+    )
+    for handler, timeout in (
+        ("stacks.models.runtime.handler.on_event", 900),
+        ("stacks.models.runtime.handler.is_complete", 300),
+    ):
+        t.has_resource_properties(
+            "AWS::Lambda::Function", {"Handler": handler, "Runtime": "python3.14", "Timeout": timeout}
+        )
+    # The provider's waiter polls is_complete and logs everything it does.
+    t.has_resource_properties(
+        "AWS::StepFunctions::StateMachine", {"LoggingConfiguration": Match.object_like({"Level": "ALL"})}
+    )
+    # Thresholds and endpoint data come from the custom resource's attributes.
+    assert "FraudThreshold" in json.dumps(
+        cdk.Stack.of(trained.models).resolve(trained.models.fraud_threshold)
+    )
+
+
+def test_custom_resource_code_holds_only_fraud_data_and_its_runtime(trained):
+    manifest = json.loads((trained.outdir / "FraudDetection.assets.json").read_text())
+    code_dirs = [
+        trained.outdir / f["source"]["path"]
+        for f in manifest["files"].values()
+        if (trained.outdir / f["source"]["path"]).is_dir()
+        and (trained.outdir / f["source"]["path"] / "fraud_data").is_dir()
+    ]
+    (code,) = code_dirs
+    top_level = sorted(p.name for p in code.iterdir())
+    assert top_level == ["fraud_data", "stacks"]
+    assert sorted(p.name for p in (code / "stacks").iterdir()) == ["models"]
+    assert sorted(p.name for p in (code / "stacks" / "models").iterdir()) == ["runtime"]
+    # The Lambda has the standard library and boto3 only: the runtime must import without the CDK.
+    probe = (
+        "import sys; sys.modules['aws_cdk'] = None; sys.modules['constructs'] = None; "
+        "import stacks.models.runtime.handler as h; assert callable(h.on_event) and callable(h.is_complete)"
+    )
+    subprocess.run(
+        [sys.executable, "-c", probe], cwd=code, check=True, env={**os.environ, "PYTHONPATH": str(code)}
+    )
+
+
+def _policies_of_role(synth: Synth, role_fragment: str) -> list[dict]:
+    roles = [rid for rid in synth.resources("AWS::IAM::Role") if role_fragment in rid]
+    statements = []
+    for policy in synth.resources("AWS::IAM::Policy").values():
+        attached = [r.get("Ref") for r in policy["Properties"].get("Roles", [])]
+        if any(r in roles for r in attached):
+            statements.extend(policy["Properties"]["PolicyDocument"]["Statement"])
+    assert statements, f"no policy for roles matching {role_fragment}"
+    return statements
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+@pytest.mark.parametrize(
+    "role",
+    ["ModelsTrainingJobRole", "ModelsTrainingPrepareRole", "ModelsTrainingPollRole", "ModelsModelRole"],
+)
+def test_roles_are_scoped_to_the_stacks_bucket_prefixes_and_named_jobs(trained, role):
+    (bucket_id,) = trained.resources("AWS::S3::Bucket")
+    for statement in _policies_of_role(trained, role):
+        actions = _as_list(statement["Action"])
+        resources = _as_list(statement["Resource"])
+        assert not any(a.endswith(":*") or a == "*" for a in actions), statement
+        if resources == ["*"]:
+            # Only PutMetricData, which has no resource type, and only in SageMaker's namespaces.
+            assert actions == ["cloudwatch:PutMetricData"]
+            assert statement["Condition"]["StringLike"]["cloudwatch:namespace"]
+            continue
+        for resource in resources:
+            rendered = json.dumps(resource)
+            if any(a.startswith("s3:") for a in actions):
+                assert bucket_id in rendered, statement
+                if "s3:ListBucket" not in actions:
+                    assert any(f"/{p}/*" in rendered for p in ("prepared", "training", "transform")), (
+                        statement
+                    )
+            elif any(a.startswith("sagemaker:") for a in actions):
+                assert any(
+                    f"{kind}/fraud-*" in rendered for kind in ("training-job", "transform-job", "model")
+                )
+            elif any(a.startswith("iam:") for a in actions):
+                assert actions == ["iam:PassRole"]
+                assert "JobRole" in rendered
+
+
+def test_grant_invoke_allows_exactly_these_endpoints(trained):
+    (statement,) = [
+        s for s in _policies_of_role(trained, "Invoker") if s["Action"] == "sagemaker:InvokeEndpoint"
+    ]
+    rendered = json.dumps(statement["Resource"])
+    assert len(statement["Resource"]) == 2
+    assert "endpoint/frauddetection-fraud" in rendered
+    assert "endpoint/frauddetection-anomaly" in rendered
+
+
+def test_data_bucket_is_encrypted_tls_only_and_removed_on_destroy(trained):
+    t = trained.template
+    t.has_resource(
+        "AWS::S3::Bucket",
+        {
+            "DeletionPolicy": "Delete",
+            "Properties": Match.object_like(
+                {
+                    "BucketEncryption": Match.any_value(),
+                    "PublicAccessBlockConfiguration": Match.object_like({"BlockPublicAcls": True}),
+                }
+            ),
+        },
+    )
+    t.has_resource_properties(
+        "AWS::S3::BucketPolicy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+                        )
+                    ]
+                )
+            }
+        },
+    )
+    t.resource_count_is("Custom::S3AutoDeleteObjects", 1)
+
+
+def test_local_file_source_is_uploaded_as_an_asset_and_readable_by_the_preparation(from_file_serverless):
+    source = Capture()
+    from_file_serverless.template.has_resource_properties("Custom::FraudModelTraining", {"Source": source})
+    rendered = json.dumps(source.as_object())
+    assert rendered.startswith('{"Fn::Join"')
+    assert "s3://" in rendered
+    assert ".csv" in rendered
+    statements = _policies_of_role(from_file_serverless, "ModelsTrainingPrepareRole")
+    (read,) = [s for s in statements if "assets" in json.dumps(s["Resource"])]
+    assert read["Action"] == "s3:GetObject"
+    assert json.dumps(read["Resource"]).endswith('.csv"]]}')  # exactly the one object, no wildcard
+
+
+def test_skip_training_serves_given_artifacts_with_context_thresholds(skipped):
+    t = skipped.template
+    t.resource_count_is("Custom::FraudModelTraining", 0)
+    t.resource_count_is("AWS::StepFunctions::StateMachine", 0)
+    t.has_resource_properties(
+        "AWS::SageMaker::Model", {"PrimaryContainer": Match.object_like({"ModelDataUrl": FRAUD_URL})}
+    )
+    t.has_resource_properties(
+        "AWS::SageMaker::Model", {"PrimaryContainer": Match.object_like({"ModelDataUrl": ANOMALY_URL})}
+    )
+    assert skipped.models.fraud_threshold == "0.73"
+    assert skipped.models.anomaly_threshold == "3.0"
+    (statement,) = [s for s in _policies_of_role(skipped, "ModelsModelRole") if s["Action"] == "s3:GetObject"]
+    rendered = json.dumps(statement["Resource"])
+    assert "my-models/fraud/model.tar.gz" in rendered
+    assert "my-models/rcf/model.tar.gz" in rendered
+
+
+@pytest.mark.parametrize("synth_name", ["trained", "from_file_serverless", "skipped"])
+def test_cfn_lint_finds_no_errors(synth_name, request):
+    synth = request.getfixturevalue(synth_name)
+    matches = cfnlint.api.lint_file(synth.outdir / "FraudDetection.template.json")
+    errors = [f"{m.rule.id} {m.message}" for m in matches if m.rule.id.startswith("E")]
+    assert errors == []
+
+
+@pytest.mark.parametrize(
+    ("context", "key"),
+    [
+        ({"fraudEndpointInstanceType": "m5.large"}, "fraudEndpointInstanceType"),
+        ({"anomalyEndpointInstanceType": "ml.m5d.large"}, "anomalyEndpointInstanceType"),
+        ({"fraudEndpointServerless": "maybe"}, "fraudEndpointServerless"),
+        ({"fraudServerlessMemoryMb": "1500"}, "fraudServerlessMemoryMb"),
+        ({"trainingSyntheticRows": "ten"}, "trainingSyntheticRows"),
+        ({"trainingDataSource": "/no/such/creditcard.csv"}, "trainingDataSource"),
+        ({"trainingDataSource": "s3://"}, "trainingDataSource"),
+        ({"xgboostVersion": "0.72"}, "xgboostVersion"),
+        ({"skipTraining": "true"}, "fraudModelDataUrl"),
+        (
+            {"skipTraining": "true", "fraudModelDataUrl": FRAUD_URL, "anomalyModelDataUrl": "http://x"},
+            "anomalyModelDataUrl",
+        ),
+        ({"fraudModelDataUrl": FRAUD_URL}, "skipTraining"),
+        ({"fraudThreshold": "1.5"}, "fraudThreshold"),
+    ],
+)
+def test_bad_context_fails_synthesis_with_the_key_named(context, key):
+    with pytest.raises(ValueError, match=f"'{key}'"):
+        ModelsConfig.from_context(lambda k, d: context.get(k, d))
+
+
+def test_context_strings_are_parsed_like_cdk_json_values():
+    strings = {
+        "fraudEndpointServerless": "true",
+        "fraudServerlessMemoryMb": "3072",
+        "trainingSyntheticRows": "5000",
+    }
+    typed = {"fraudEndpointServerless": True, "fraudServerlessMemoryMb": 3072, "trainingSyntheticRows": 5000}
+    assert ModelsConfig.from_context(lambda k, d: strings.get(k, d)) == ModelsConfig.from_context(
+        lambda k, d: typed.get(k, d)
+    )
+    # cdk.json lists keys with "" for "use the default"
+    assert ModelsConfig.from_context(lambda k, d: "") == ModelsConfig()

@@ -1,0 +1,199 @@
+"""Train, cache and serve the local models (what `make demo` scores with).
+
+    models = load_or_train(Path("artifacts/models"), source="synthetic")
+    models.fraud_probability(rows), models.anomaly_score(rows), models.fraud_threshold, …
+
+Artifacts (under `artifacts_dir`): `prepared/` (the splits), `xgboost/xgboost-model` (the file name
+the built-in XGBoost container loads) and `xgboost/model.tar.gz` holding it,
+`isolation-forest/model.joblib`, `report.json`/`report.md`, and `models.json` — written last; it
+records what was trained from, so a different source or spec retrains.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import joblib
+import numpy as np
+import sklearn
+import xgboost as xgb
+from sklearn.ensemble import IsolationForest
+
+from fraud_data import model_spec, prepare
+from fraud_data.schema import FEATURE_COUNT
+from fraud_data.thresholds import anomaly_threshold, best_f1_threshold
+from training import models, report
+
+DEFAULT_ARTIFACTS_DIR = Path(__file__).resolve().parent.parent / "artifacts" / "models"
+DEFAULT_SYNTHETIC_ROWS = 100_000
+ANOMALY_MODEL_NAME = "IsolationForest (local stand-in for Random Cut Forest)"
+METADATA = "models.json"
+XGBOOST_MODEL = Path("xgboost") / "xgboost-model"
+XGBOOST_TARBALL = Path("xgboost") / "model.tar.gz"
+FOREST_MODEL = Path("isolation-forest") / "model.joblib"
+
+
+@dataclass
+class LocalModels:
+    booster: xgb.Booster
+    forest: IsolationForest
+    fraud_threshold: float
+    anomaly_threshold: float
+    metadata: dict
+
+    def fraud_probability(self, rows: list[list[float]]) -> list[float]:
+        """XGBoost's P(fraud) per row of 30 features (creditcard.csv order)."""
+        return self.booster.inplace_predict(_matrix(rows)).tolist()
+
+    def anomaly_score(self, rows: list[list[float]]) -> list[float]:
+        """The stand-in anomaly model's score per row; higher = more anomalous, as with RCF."""
+        return models.isolation_forest_scores(self.forest, _matrix(rows)).tolist()
+
+
+def load_or_train(
+    artifacts_dir: Path = DEFAULT_ARTIFACTS_DIR,
+    *,
+    source: str | Path = "synthetic",
+    rows: int = DEFAULT_SYNTHETIC_ROWS,
+) -> LocalModels:
+    """The cached models when they were trained from `source` (and `rows`), else train them now."""
+    artifacts_dir = Path(artifacts_dir)
+    wanted = cache_key(source, rows)
+    metadata_path = artifacts_dir / METADATA
+    if metadata_path.exists():
+        metadata = json.loads(metadata_path.read_text())
+        if metadata.get("cache_key") == wanted:
+            return load(artifacts_dir)
+    train(artifacts_dir, source=source, rows=rows)
+    return load(artifacts_dir)
+
+
+def load(artifacts_dir: Path) -> LocalModels:
+    metadata = json.loads((artifacts_dir / METADATA).read_text())
+    booster = xgb.Booster()
+    # Loading from a buffer detects the format from the content (the file has no extension).
+    booster.load_model(bytearray((artifacts_dir / XGBOOST_MODEL).read_bytes()))
+    forest = joblib.load(artifacts_dir / FOREST_MODEL)
+    return LocalModels(
+        booster=booster,
+        forest=forest,
+        fraud_threshold=float(metadata["fraud_threshold"]),
+        anomaly_threshold=float(metadata["anomaly_threshold"]),
+        metadata=metadata,
+    )
+
+
+def train(
+    artifacts_dir: Path = DEFAULT_ARTIFACTS_DIR,
+    *,
+    source: str | Path = "synthetic",
+    rows: int = DEFAULT_SYNTHETIC_ROWS,
+    command: str | None = None,
+) -> dict:
+    """Prepare the splits, fit both models, compute thresholds and the report; returns the report."""
+    artifacts_dir = Path(artifacts_dir)
+    (artifacts_dir / METADATA).unlink(missing_ok=True)  # the old cache is invalid from here on
+    manifest = prepare.prepare_source(source, artifacts_dir / "prepared", synthetic_rows=rows)
+    split = {
+        name: models.load_xgboost_csv(artifacts_dir / "prepared" / prepare.XGBOOST_FILES[name])
+        for name in prepare.SPLITS
+    }
+    booster = models.train_xgboost(split["train"], split["validation"])
+    forest = models.train_isolation_forest(split["train"])
+
+    validation_probability = booster.inplace_predict(split["validation"].features)
+    fraud_choice = best_f1_threshold(split["validation"].labels.tolist(), validation_probability.tolist())
+    train_anomaly = models.isolation_forest_scores(forest, split["train"].features)
+    anomaly_cutoff = anomaly_threshold(train_anomaly.tolist())
+
+    test = split["test"]
+    test_probability = booster.inplace_predict(test.features)
+    test_anomaly = models.isolation_forest_scores(forest, test.features)
+    model_report = {
+        "command": command or _default_command(source, rows),
+        "anomaly_model": ANOMALY_MODEL_NAME,
+        "data": {
+            key: manifest[key] for key in ("source", "rows_valid", "rows_malformed", "splits", "sha256")
+        },
+        "xgboost": {
+            "params": model_spec.XGBOOST_PARAMS,
+            "trees": booster.num_boosted_rounds(),
+            "validation_f1_at_threshold": round(fraud_choice.confusion.f1, 4),
+        },
+        "test": {
+            "fraud": report.model_metrics(test.labels, test_probability, fraud_choice.threshold),
+            "anomaly": report.model_metrics(test.labels, test_anomaly, anomaly_cutoff),
+            "verdicts": report.verdict_counts(
+                test.labels, test_probability, test_anomaly, fraud_choice.threshold, anomaly_cutoff
+            ),
+        },
+    }
+
+    _save_booster(booster, artifacts_dir)
+    (artifacts_dir / FOREST_MODEL).parent.mkdir(parents=True, exist_ok=True)
+    joblib.dump(forest, artifacts_dir / FOREST_MODEL)
+    report.write(model_report, artifacts_dir / "report")
+    metadata = {
+        "cache_key": cache_key(source, rows),
+        "fraud_threshold": fraud_choice.threshold,
+        "anomaly_threshold": anomaly_cutoff,
+        "anomaly_model": ANOMALY_MODEL_NAME,
+        "data_sha256": manifest["sha256"],
+    }
+    _write_atomically(artifacts_dir / METADATA, json.dumps(metadata, indent=2) + "\n")
+    return model_report
+
+
+def cache_key(source: str | Path, rows: int) -> dict:
+    """What the cached models depend on: the data source, the spec and the libraries' versions."""
+    if str(source) == "synthetic":
+        origin: dict = {"kind": "synthetic", "rows": rows}
+    else:
+        path = Path(source).resolve()
+        stat = path.stat()
+        origin = {"kind": "file", "path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    spec = {
+        name: getattr(model_spec, name)
+        for name in dir(model_spec)
+        if name.isupper() and isinstance(getattr(model_spec, name), str | int | float | tuple | dict)
+    }
+    return {
+        "source": origin,
+        "spec_sha256": hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest(),
+        "xgboost": xgb.__version__,
+        "sklearn": sklearn.__version__,
+    }
+
+
+def _save_booster(booster: xgb.Booster, artifacts_dir: Path) -> None:
+    path = artifacts_dir / XGBOOST_MODEL
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # JSON: the format every XGBoost since 1.0 (the built-in 1.7-1 container included) can load.
+    path.write_bytes(bytes(booster.save_raw("json")))
+    # model.tar.gz with `xgboost-model` at its root, as SageMaker's model_data_url expects.
+    with tarfile.open(artifacts_dir / XGBOOST_TARBALL, "w:gz") as tar:
+        tar.add(path, arcname=path.name)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    partial = path.with_suffix(".partial")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
+def _matrix(rows: list[list[float]]) -> np.ndarray:
+    matrix = np.asarray(rows, dtype=np.float64)
+    if matrix.ndim != 2 or matrix.shape[1] != FEATURE_COUNT:
+        raise ValueError(f"expected rows of {FEATURE_COUNT} features, got an array of shape {matrix.shape}")
+    return matrix
+
+
+def _default_command(source: str | Path, rows: int) -> str:
+    if str(source) == "synthetic":
+        return f"python -m training --source synthetic --rows {rows}"
+    return f"python -m training --source {Path(source).name}"
