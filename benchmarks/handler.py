@@ -1,11 +1,11 @@
 """Scoring-Lambda throughput: the handler on 500-record batches vs the seed demo's per-record loop.
 
 Both run in this process against the same Redis Stack server and the same local SageMaker runtime
-with 2 ms added to every call, each started here in its own process (as the real services are remote:
-a stand-in sharing our GIL would tax the side doing more work per call). The baseline does what the seed did for each record,
-with its clients reused: JSON.SET + JSON.GET + two single-row InvokeEndpoint calls + TS.ADD.
-Also measured: the Lambda runtime's installed size (`pip install --no-deps --target`, as the
-Dockerfile does) and the cold import time of `handler` in fresh interpreters.
+with 2 ms added to every call, each started here in its own process (the real services are remote;
+a stand-in sharing our GIL would tax whichever side does more work per call). The baseline does what
+the seed did for each record, its clients reused: JSON.SET + JSON.GET + two single-row
+InvokeEndpoint calls + TS.ADD. Also measured: the Lambda runtime's installed size
+(`pip install --no-deps --target`, as the Dockerfile does) and the cold import time of `handler`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 from fraud_data.synthetic import generate_rows
 from local.kinesis_events import kinesis_event
 from local.redis_stack import RedisStackServer
-from local.sagemaker_runtime import SageMakerRuntimeServer, rcf_endpoint, xgboost_endpoint  # noqa: F401
+from local.sagemaker_runtime import SageMakerRuntimeServer, rcf_endpoint, xgboost_endpoint
 
 REPO = Path(__file__).resolve().parent.parent
 LAMBDA_SRC = REPO / "lambda_src"
@@ -267,7 +267,7 @@ its own process). {rounds} interleaved rounds of {handler_per_round} records thr
 | documents in Redis afterwards | {stored:,} of {expected_docs:,} |
 | Lambda runtime install beyond the base image (`pip install --no-deps --target`) | {size} (budget 30 MB) |
 | cold `import handler`, median of {runs} fresh interpreters | {import_ms:.0f} ms (budget 300 ms) |
-| same with X-Ray tracing active (`LAMBDA_TASK_ROOT` set: Powertools Tracer loads the X-Ray SDK) | {traced_import_ms:.0f} ms |
+| same, as inside Lambda with tracing on (`LAMBDA_TASK_ROOT` set) | {traced_import_ms:.0f} ms |
 """
 
 

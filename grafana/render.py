@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import redis
 from matplotlib import dates as mdates
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -290,7 +291,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.redis_url:
         parser.error("give --redis-url or set REDIS_URL")
-    for path in render_dashboard(args.redis_url, args.out, time_from=args.time_from):
+    try:
+        paths = render_dashboard(args.redis_url, args.out, time_from=args.time_from)
+    except (redis.ConnectionError, redis.AuthenticationError) as exc:
+        # The message names host and port, never the URL (which may carry a password).
+        parser.exit(2, f"grafana.render: cannot use Redis: {exc}\n")
+    for path in paths:
         print(path)
     return 0
 

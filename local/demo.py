@@ -12,6 +12,7 @@ summary line (and, with --keep, how to connect). Exit status 1 if anything is lo
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shlex
 import sys
@@ -169,6 +170,8 @@ def _drive(pipeline: LocalPipeline, args: argparse.Namespace, seed: int, deadlin
     _render_charts(pipeline, args.charts_dir or args.work_dir / "charts")
     tally = pipeline.tally(since_ms=since_ms)
     print(tally.summary_line(sent), flush=True)
+    trigger = pipeline.trigger
+    _say(f"{trigger.invocations} invocations of the scorer, {trigger.failed_invocations} of them retried")
     failures = pipeline.on_failure.records if pipeline.on_failure else []
     if failures:
         _say(f"{len(failures)} batches went to the on-failure record {pipeline.on_failure.path}")
@@ -223,6 +226,8 @@ def _keep_running(pipeline: LocalPipeline) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # The trigger's warnings (a handler error, a batch given up) in the demo's own voice, on stderr.
+    logging.basicConfig(level=logging.WARNING, format="demo: %(name)s: %(message)s")
     return run(build_parser().parse_args(argv))
 
 

@@ -1,14 +1,22 @@
 """A local Kinesis API: moto's server on 127.0.0.1, plus stream creation with N shards.
 
 The producer, the local trigger and the tests talk to it over HTTP with ordinary boto3 clients
-(`endpoint_url=server.endpoint_url`), exactly as they talk to AWS. moto keeps its state per process,
-so two servers in one process share streams: give each test its own stream name.
+(`endpoint_url=server.endpoint_url`), exactly as they talk to AWS.
+
+`separate_process=True` runs moto as its own process (`python -m moto.server`): the pipeline's
+Python then does not share one interpreter lock with moto's request handling, and each server has
+its own state. In-process (the default, quicker to start) moto keeps its state per process, so two
+servers in one process share streams: give each its own stream name.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import socket
+import subprocess
+import sys
+import time
 
 import boto3
 from botocore.config import Config
@@ -26,11 +34,19 @@ CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 8}, max_pool
 class LocalKinesisServer:
     """moto's threaded server, started and stopped by us, with helpers for streams."""
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int | None = None, region: str = REGION) -> None:
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        region: str = REGION,
+        separate_process: bool = False,
+    ) -> None:
         self.host = host
         self.port = port or free_port()
         self.region = region
-        self._server: ThreadedMotoServer | None = None
+        self.separate_process = separate_process
+        self._server: ThreadedMotoServer | subprocess.Popen | None = None
 
     @property
     def endpoint_url(self) -> str:
@@ -40,17 +56,45 @@ class LocalKinesisServer:
     def running(self) -> bool:
         return self._server is not None
 
-    def start(self) -> LocalKinesisServer:
-        # werkzeug logs one line per request; at thousands of requests a second that is only noise.
+    def start(self, timeout_s: float = 30.0) -> LocalKinesisServer:
+        if self.separate_process:
+            # Its per-request log lines are only noise at thousands of requests a second.
+            self._server = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            self._wait_ready(timeout_s)
+            return self
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
         self._server.start()
         return self
 
+    def _wait_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._server.poll() is not None:
+                raise RuntimeError(f"moto server exited with code {self._server.returncode}")
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise TimeoutError(f"moto server did not listen on {self.host}:{self.port} in {timeout_s}s")
+
     def stop(self) -> None:
-        if self._server is not None:
+        if isinstance(self._server, subprocess.Popen):
+            self._server.terminate()
+            try:
+                self._server.wait(10)
+            except subprocess.TimeoutExpired:
+                self._server.kill()
+                self._server.wait(10)
+        elif self._server is not None:
             self._server.stop()
-            self._server = None
+        self._server = None
 
     def __enter__(self) -> LocalKinesisServer:
         return self.start()

@@ -102,8 +102,11 @@ class Scorer:
         """Scores for every unique transaction, or none at all (then they all wait for a retry)."""
         if not unique:
             return []
+        pending = self.batch_scorer.start([txn.features_text for txn in unique])
+        for txn in unique:
+            txn.document_head  # noqa: B018 - built (and cached) while the endpoints work
         try:
-            scores = self.batch_scorer.score([txn.features for txn in unique])
+            scores = pending.result()
         except ScoringUnavailable as exc:
             logger.warning("scoring unavailable, batch to be retried", extra={"error": str(exc)})
             return []

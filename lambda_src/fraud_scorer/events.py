@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import (
@@ -65,6 +66,24 @@ class Transaction:
     channel: str | None = None
     merchant: str | None = None
     label: int | None = None
+
+    @cached_property
+    def features_text(self) -> str:
+        """The features as comma-separated shortest round-trip reprs: the record's `text/csv` row for
+        the endpoints and, in brackets, its JSON array in the stored document. Formatting 30 floats
+        is the costliest step of both, so it is done once."""
+        return ",".join(map(repr, self.features))
+
+    @cached_property
+    def document_head(self) -> str:
+        """The stored document's JSON up to the scores: event fields, Kinesis position and format,
+        without the closing brace (the scores are appended once known; see store.ScoredTransaction)."""
+        fields = self.event_fields()
+        del fields["features"]
+        fields["kinesis"] = {"shard_id": self.ref.shard_id, "sequence_number": self.ref.sequence_number}
+        fields["format"] = self.format
+        head = json.dumps(fields, separators=(",", ":"))
+        return f'{head[:-1]},"features":[{self.features_text}]'
 
     def event_fields(self) -> dict[str, Any]:
         fields: dict[str, Any] = {

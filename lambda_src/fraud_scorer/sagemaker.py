@@ -9,9 +9,10 @@ scores — is a `ScoringUnavailable`: the caller retries the batch rather than g
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,9 +52,9 @@ def make_runtime_client() -> Any:
     return boto3.client("sagemaker-runtime", config=config)
 
 
-def to_csv(rows: Sequence[Sequence[float]]) -> bytes:
-    # repr() is the shortest text that round-trips a float exactly.
-    return "\n".join([",".join(map(repr, row)) for row in rows]).encode()
+def csv_body(lines: Sequence[str]) -> bytes:
+    """One multi-row `text/csv` payload (features only, no header), as the built-in algorithms read."""
+    return "\n".join(lines).encode()
 
 
 def parse_xgboost(body: bytes, content_type: str) -> list[float]:
@@ -68,21 +69,32 @@ def parse_rcf(body: bytes, content_type: str) -> list[float]:
     return [float(item["score"]) for item in json.loads(body.decode("utf-8"))["scores"]]
 
 
+@dataclass(frozen=True)
+class PendingScores:
+    fraud: Future
+    anomaly: Future
+
+    def result(self) -> BatchScores:
+        """Both endpoints' scores, or ScoringUnavailable. Waits for both calls before raising either
+        error: no call may outlive the invocation that made it."""
+        wait((self.fraud, self.anomaly))
+        fraud_scores, fraud_ms = self.fraud.result()
+        anomaly_scores, anomaly_ms = self.anomaly.result()
+        return BatchScores(fraud_scores, anomaly_scores, fraud_ms, anomaly_ms)
+
+
 class BatchScorer:
     def __init__(self, *, client: Any, fraud_endpoint: str, anomaly_endpoint: str) -> None:
         self._client = client
         self._fraud_endpoint = fraud_endpoint
         self._anomaly_endpoint = anomaly_endpoint
 
-    def score(self, rows: Sequence[Sequence[float]]) -> BatchScores:
-        body = to_csv(rows)
-        fraud = _POOL.submit(self._invoke, self._fraud_endpoint, body, CSV, parse_xgboost, len(rows))
-        anomaly = _POOL.submit(self._invoke, self._anomaly_endpoint, body, JSON, parse_rcf, len(rows))
-        # Wait for both before raising: no call may outlive the invocation that made it.
-        wait((fraud, anomaly))
-        fraud_scores, fraud_ms = fraud.result()
-        anomaly_scores, anomaly_ms = anomaly.result()
-        return BatchScores(fraud_scores, anomaly_scores, fraud_ms, anomaly_ms)
+    def start(self, lines: Sequence[str]) -> PendingScores:
+        """Send the batch (one CSV line per row) to both endpoints at once; collect with `.result()`."""
+        body = csv_body(lines)
+        fraud = _POOL.submit(self._invoke, self._fraud_endpoint, body, CSV, parse_xgboost, len(lines))
+        anomaly = _POOL.submit(self._invoke, self._anomaly_endpoint, body, JSON, parse_rcf, len(lines))
+        return PendingScores(fraud, anomaly)
 
     def _invoke(
         self, endpoint: str, body: bytes, accept: str, parse, expected: int
@@ -106,6 +118,8 @@ class BatchScorer:
             ) from exc
         if len(scores) != expected:
             raise ScoringUnavailable(f"endpoint {endpoint}: {len(scores)} scores for {expected} rows")
+        if not all(map(math.isfinite, scores)):
+            raise ScoringUnavailable(f"endpoint {endpoint}: non-finite score")
         return scores, elapsed_ms
 
 

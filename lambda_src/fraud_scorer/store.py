@@ -81,19 +81,17 @@ class ScoredTransaction:
     def latency_ms(self) -> int:
         return self.scored_at_ms - self.transaction.timestamp_ms
 
-    def document(self, *, processing_ms: float) -> dict:
-        txn = self.transaction
-        return {
-            **txn.event_fields(),
+    def document_json(self, *, processing_ms: float) -> str:
+        """The `txn:{id}` document (docs/architecture.md): the transaction's pre-built head plus scores."""
+        scores = {
             "fraud_probability": self.fraud_probability,
             "anomaly_score": self.anomaly_score,
             "verdict": self.verdict,
             "scored_at": self.scored_at_ms,
             "latency_ms": self.latency_ms,
             "processing_ms": round(processing_ms, 3),
-            "kinesis": {"shard_id": txn.ref.shard_id, "sequence_number": txn.ref.sequence_number},
-            "format": txn.format,
         }
+        return f"{self.transaction.document_head},{json.dumps(scores, separators=(',', ':'))[1:]}"
 
 
 @dataclass(frozen=True)
@@ -176,7 +174,7 @@ class TransactionStore:
                 schema.TS_SCORED,
                 schema.LEGACY_ALL,
                 legacy_split,
-                json.dumps(item.document(processing_ms=processing_ms), separators=(",", ":")),
+                item.document_json(processing_ms=processing_ms),
                 txn.timestamp_ms,
                 repr(item.fraud_probability),
                 repr(item.anomaly_score),

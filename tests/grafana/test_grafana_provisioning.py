@@ -113,8 +113,13 @@ def test_dockerfile_pins_grafana_and_the_plugin_and_keeps_plugins_outside_var_li
 def test_dockerfile_copies_both_provisioning_trees():
     assert f"COPY provisioning/ {IMAGE_PROVISIONING_PATH}/" in DOCKERFILE
     assert f"COPY provisioning-tls/ {IMAGE_PROVISIONING_TLS_PATH}/" in DOCKERFILE
-    # The TLS tree has no dashboards provider of its own: the image reuses the plain one.
-    assert f"COPY provisioning/dashboards/ {IMAGE_PROVISIONING_TLS_PATH}/dashboards/" in DOCKERFILE
+    # The TLS tree starts as a copy of the plain one (dashboards provider included), then the TLS
+    # data source file of the same name replaces the plain one.
+    copy = DOCKERFILE.index(f"cp -a {IMAGE_PROVISIONING_PATH}/. {IMAGE_PROVISIONING_TLS_PATH}/")
+    assert copy < DOCKERFILE.index(f"COPY provisioning-tls/ {IMAGE_PROVISIONING_TLS_PATH}/")
+    assert {p.name for p in (PROVISIONING_TLS_DIR / "datasources").iterdir()} == {
+        p.name for p in (PROVISIONING_DIR / "datasources").iterdir()
+    }
 
 
 def test_dockerfile_sets_no_password_and_no_anonymous_access():

@@ -47,3 +47,16 @@ def test_command_line_refuses_an_absolute_time(tmp_path, capsys):
         main(["--redis-url", "redis://localhost:1/0", "--out", str(tmp_path), "--from", "2026-01-01"])
 
     assert "use now-<n><s|m|h|d|w>" in capsys.readouterr().err
+
+
+def test_command_line_explains_an_unreachable_redis_without_echoing_the_url(tmp_path, capsys):
+    from local.redis_stack import free_port
+
+    url = f"redis://default:s3cret-pass@127.0.0.1:{free_port()}/0"
+    with pytest.raises(SystemExit) as exit_:
+        main(["--redis-url", url, "--out", str(tmp_path)])
+
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert "cannot use Redis" in err
+    assert "s3cret-pass" not in err

@@ -4,8 +4,10 @@ API shapes (botocore Stubber on a real client: requests are validated against th
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import logging
+import zipfile
 
 import boto3
 import pytest
@@ -13,7 +15,9 @@ from botocore.stub import Stubber
 from moto.server import ThreadedMotoServer
 
 from fraud_data import prepare
-from stacks.models.runtime import handler, naming
+from fraud_data.schema import COLUMNS
+from fraud_data.synthetic import generate_rows
+from stacks.models.runtime import handler, naming, progress
 from stacks.models.runtime.handler import Trainer, TrainingFailed
 
 BUCKET = "models-bucket"
@@ -394,3 +398,65 @@ def test_missing_property_is_a_clear_error(clients):
     properties = {k: v for k, v in PROPERTIES.items() if k != "JobRoleArn"}
     with pytest.raises(ValueError, match="'JobRoleArn' is required"):
         trainer.on_event({"RequestType": "Create", "ResourceProperties": properties})
+
+
+def test_s3_zip_source_is_streamed_into_the_lambda_and_bad_rows_are_counted(clients):
+    # GIVEN the dataset as a zip in another bucket, with one malformed row
+    trainer, stubber, s3 = clients
+    lines = [",".join(COLUMNS)] + [
+        ",".join(map(repr, r)) for r in generate_rows(3_000, seed=4, fraud_rate=0.02)
+    ]
+    lines.insert(10, "not,a,row")
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("creditcard.csv", "\n".join(lines) + "\n")
+    s3.create_bucket(Bucket="public-datasets")
+    s3.put_object(Bucket="public-datasets", Key="fraud/creditcardfraud.zip", Body=archive.getvalue())
+    properties = {**PROPERTIES, "Source": "s3://public-datasets/fraud/creditcardfraud.zip"}
+    for operation in ("describe_training_job", "describe_training_job"):
+        _not_found(stubber, operation)
+        stubber.add_response("create_training_job", {"TrainingJobArn": "arn:aws:sagemaker:::training-job/x"})
+    _not_found(stubber, "describe_transform_job")
+    _not_found(stubber, "describe_transform_job")
+
+    # WHEN the resource is created from it
+    result = trainer.on_event({"RequestType": "Create", "ResourceProperties": properties})
+
+    # THEN the prepared manifest counts the valid and the malformed rows
+    key = result["Data"]["DataPrefix"] + prepare.MANIFEST
+    manifest = json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    assert manifest["source"] == "creditcardfraud.zip"
+    assert manifest["rows_valid"] == 3_000
+    assert manifest["rows_malformed"] == 1
+
+
+@pytest.mark.parametrize(
+    ("training", "transforms", "expected"),
+    [
+        (("InProgress", "InProgress"), (None, None), progress.Decision()),
+        (("Completed", "InProgress"), (None, None), progress.Decision(start_transforms=("fraud",))),
+        (("Completed", "Completed"), ("InProgress", None), progress.Decision(start_transforms=("anomaly",))),
+        (("Completed", "Completed"), ("Completed", "Completed"), progress.Decision(finished=True)),
+        (("Stopping", "Completed"), (None, "InProgress"), progress.Decision()),
+    ],
+)
+def test_progress_is_a_pure_function_of_job_states(training, transforms, expected):
+    jobs = {m: progress.JobState(f"t-{m}", s) for m, s in zip(("fraud", "anomaly"), training, strict=True)}
+    scoring = {
+        m: progress.JobState(f"s-{m}", s) for m, s in zip(("fraud", "anomaly"), transforms, strict=True)
+    }
+    assert progress.decide(jobs, scoring) == expected
+
+
+def test_progress_reports_every_failure_with_its_reason():
+    jobs = {
+        "fraud": progress.JobState("t-fraud", "Stopped"),
+        "anomaly": progress.JobState("t-anomaly", "Failed", "AlgorithmError: feature_dim mismatch"),
+    }
+    scoring = {m: progress.JobState(f"s-{m}", None) for m in jobs}
+    decision = progress.decide(jobs, scoring)
+    assert decision.failure == (
+        "SageMaker training job t-fraud is Stopped: no reason given; "
+        "SageMaker training job t-anomaly is Failed: AlgorithmError: feature_dim mismatch"
+    )
+    assert not decision.finished

@@ -303,3 +303,19 @@ def test_latest_starting_position_skips_what_was_there_before(kinesis, stream):
 def test_settings_reject_values_lambda_would_reject(kwargs, message):
     with pytest.raises(ValueError, match=message):
         TriggerSettings(**kwargs)
+
+
+def test_moto_as_a_separate_process_serves_the_same_api():
+    # GIVEN moto started as its own process
+    with LocalKinesisServer(separate_process=True) as server:
+        server.create_stream("separate", shard_count=2)
+        client = server.client()
+        client.put_record(StreamName="separate", Data=b"hello", PartitionKey="k")
+
+        # WHEN the trigger reads it
+        handler = RecordingHandler()
+        run(server, "separate", handler)
+
+    # THEN the record arrived, and the process is gone after stop
+    assert handler.delivered() == ["hello"]
+    assert server.running is False
