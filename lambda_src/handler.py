@@ -55,10 +55,11 @@ def _container_scorer():
 
 def reset_container_state() -> None:
     """Forget the per-container clients and cached secret (tests: each sees its own environment)."""
-    global _scorer
+    global _scorer, _entry
     if _scorer is not None:
         _scorer.connector.close()
     _scorer = None
+    _entry = None
     from aws_lambda_powertools.utilities import parameters
 
     parameters.clear_caches()

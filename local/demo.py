@@ -168,8 +168,6 @@ def _drive(pipeline: LocalPipeline, args: argparse.Namespace, seed: int, deadlin
     if tty:
         print(file=sys.stderr)
     _render_charts(pipeline, args.charts_dir or args.work_dir / "charts")
-    tally = pipeline.tally(since_ms=since_ms)
-    print(tally.summary_line(sent), flush=True)
     trigger = pipeline.trigger
     _say(f"{trigger.invocations} invocations of the scorer, {trigger.failed_invocations} of them retried")
     failures = pipeline.on_failure.records if pipeline.on_failure else []
@@ -177,6 +175,9 @@ def _drive(pipeline: LocalPipeline, args: argparse.Namespace, seed: int, deadlin
         _say(f"{len(failures)} batches went to the on-failure record {pipeline.on_failure.path}")
     if not caught_up:
         _say(f"timed out after {args.timeout:g} s before the pipeline caught up")
+    tally = pipeline.tally(since_ms=since_ms)
+    sys.stderr.flush()
+    print(tally.summary_line(sent), flush=True)  # the last line: counted from Redis, after everything
     if args.keep:
         _keep_running(pipeline)
     return 0 if caught_up and lost(sent, tally) == 0 and not failures else 1

@@ -18,6 +18,7 @@ from enum import StrEnum
 from functools import cached_property
 from typing import Any
 
+import orjson
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import (
     KinesisStreamRecord,
     KinesisStreamRecordPayload,
@@ -69,10 +70,10 @@ class Transaction:
 
     @cached_property
     def features_text(self) -> str:
-        """The features as comma-separated shortest round-trip reprs: the record's `text/csv` row for
-        the endpoints and, in brackets, its JSON array in the stored document. Formatting 30 floats
-        is the costliest step of both, so it is done once."""
-        return ",".join(map(repr, self.features))
+        """The features as comma-separated shortest round-trip numbers: the record's `text/csv` row
+        for the endpoints and, in brackets, its JSON array in the stored document. Formatting 30
+        floats is the costliest step of both, so it is done once (by orjson)."""
+        return orjson.dumps(self.features)[1:-1].decode()
 
     @cached_property
     def document_head(self) -> str:
@@ -82,7 +83,7 @@ class Transaction:
         del fields["features"]
         fields["kinesis"] = {"shard_id": self.ref.shard_id, "sequence_number": self.ref.sequence_number}
         fields["format"] = self.format
-        head = json.dumps(fields, separators=(",", ":"))
+        head = orjson.dumps(fields).decode()
         return f'{head[:-1]},"features":[{self.features_text}]'
 
     def event_fields(self) -> dict[str, Any]:
@@ -152,15 +153,10 @@ def _parse(raw: bytes, ref: RecordRef) -> Transaction:
     if len(raw) > MAX_RECORD_BYTES:
         raise _Invalid(RejectReason.TOO_LARGE, f"record is {len(raw)} bytes, the limit is {MAX_RECORD_BYTES}")
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise _Invalid(RejectReason.NOT_UTF8, "record data is not UTF-8") from exc
-    try:
-        body = json.loads(text, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        raise _Invalid(RejectReason.NOT_JSON, f"not JSON: {exc.msg} at position {exc.pos}") from exc
-    except RecursionError as exc:
-        raise _Invalid(RejectReason.NOT_JSON, "not JSON: nested too deeply") from exc
+        # orjson: strict UTF-8 and RFC 8259 (no NaN/Infinity), ~5x faster than the stdlib here.
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        body = _parse_slowly(raw)
     if not isinstance(body, dict):
         raise _Invalid(RejectReason.NOT_OBJECT, f"expected a JSON object, got {type(body).__name__}")
     if "data" in body and "metadata" in body and not any(name in body for name in V1_FIELDS):
@@ -168,6 +164,21 @@ def _parse(raw: bytes, ref: RecordRef) -> Transaction:
     if not any(name in body for name in V1_FIELDS):
         raise _Invalid(RejectReason.UNKNOWN_SCHEMA, "not a transaction event (no known fields)")
     return _v1(body, ref)
+
+
+def _parse_slowly(raw: bytes) -> Any:
+    """The stdlib's reading of what orjson refused: it says precisely why (or, for what orjson alone
+    refuses, such as integers beyond 64 bits, parses it)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _Invalid(RejectReason.NOT_UTF8, "record data is not UTF-8") from exc
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise _Invalid(RejectReason.NOT_JSON, f"not JSON: {exc.msg} at position {exc.pos}") from exc
+    except RecursionError as exc:
+        raise _Invalid(RejectReason.NOT_JSON, "not JSON: nested too deeply") from exc
 
 
 def _v1(body: dict[str, Any], ref: RecordRef) -> Transaction:

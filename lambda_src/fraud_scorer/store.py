@@ -11,14 +11,15 @@ scripts are re-created and the batch is written again, which the gates make safe
 from __future__ import annotations
 
 import base64
-import json
+import contextlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import orjson
 import redis
 from redis.commands.core import Script
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, RedisError
 
 from fraud_scorer import schema
 from fraud_scorer.events import Rejection, Transaction
@@ -91,7 +92,7 @@ class ScoredTransaction:
             "latency_ms": self.latency_ms,
             "processing_ms": round(processing_ms, 3),
         }
-        return f"{self.transaction.document_head},{json.dumps(scores, separators=(',', ':'))[1:]}"
+        return f"{self.transaction.document_head},{orjson.dumps(scores).decode()[1:]}"
 
 
 @dataclass(frozen=True)
@@ -208,8 +209,10 @@ class TransactionStore:
         pipe = client.pipeline(transaction=False)
         for key, quantile in ((schema.TS_LATENCY_P50, 0.50), (schema.TS_LATENCY_P99, 0.99)):
             pipe.execute_command("TS.ADD", key, at, nearest_rank(latencies, quantile), "ON_DUPLICATE", "MAX")
-        # A latency sample is telemetry: refusing one (e.g. beyond retention) must not fail the batch.
-        pipe.execute(raise_on_error=False)
+        # A latency sample is telemetry: losing one (refused, or Redis gone just now) must not fail a
+        # batch whose transactions are already stored.
+        with contextlib.suppress(RedisError):
+            pipe.execute(raise_on_error=False)
 
 
 def nearest_rank(sorted_values: Sequence[float], quantile: float) -> float:

@@ -229,3 +229,18 @@ def test_base64_round_trip_of_the_event_builder():
     data = json.dumps(valid_event()).encode()
     event = kinesis_event([data])
     assert base64.b64decode(event["Records"][0]["kinesis"]["data"]) == data
+
+
+def test_what_only_the_fast_parser_refuses_is_still_read():
+    # GIVEN an integer beyond 64 bits in an extra field (orjson refuses it, JSON allows it)
+    data = json.dumps(valid_event(extra=2**70)).encode()
+
+    # WHEN / THEN the record is accepted, the unknown field ignored
+    assert isinstance(decode(data), Transaction)
+
+
+def test_features_text_is_both_a_csv_row_and_a_json_array_body():
+    txn = decode(json.dumps(valid_event(features=[1e-05, -0.5, 3] + [0] * 27)).encode())
+    assert isinstance(txn, Transaction)
+    assert [float(x) for x in txn.features_text.split(",")] == [1e-05, -0.5, 3.0] + [0.0] * 27
+    assert json.loads(f"[{txn.features_text}]") == list(txn.features)

@@ -38,6 +38,7 @@ ALGORITHM = {"fraud": "xgboost", "anomaly": "rcf"}
 # Which split each model's scoring transform reads, and what it returns.
 SCORED_SPLIT = {"fraud": "validation", "anomaly": "train"}
 ACCEPT = {"fraud": "text/csv", "anomaly": "application/jsonlines"}
+HYPERPARAMETERS = {"fraud": requests.xgboost_hyperparameters, "anomaly": requests.rcf_hyperparameters}
 
 
 class TrainingFailed(Exception):
@@ -102,7 +103,7 @@ class Trainer:
                 {
                     "algorithm": ALGORITHM[model],
                     "data_sha256": manifest["sha256"],
-                    "hyperparameters": request_for("probe")["HyperParameters"],
+                    "hyperparameters": HYPERPARAMETERS[model](manifest),
                     "image": props.image(model),
                     "output": f"s3://{props.bucket}/{naming.PREFIXES.training}",
                 }
