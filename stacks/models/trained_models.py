@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Names, RemovalPolicy, Stack, Token
+from aws_cdk import Duration, Names, RemovalPolicy, Stack, Token
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -39,6 +39,8 @@ class TrainedModels(Construct):
             "EndpointKey",
             description="Encrypts the fraud-detection SageMaker endpoints' storage volumes",
             enable_key_rotation=True,
+            # The shortest window AWS allows: `cdk destroy` should not leave a key billed for 30 days.
+            pending_window=Duration.days(7),
             removal_policy=RemovalPolicy.DESTROY,
         )
         # Prepared data, training outputs and transform scores; emptied and removed by `cdk destroy`.

@@ -211,6 +211,9 @@ def test_cdk_destroy_leaves_nothing_behind(any_synth):
         assert resource.get("UpdateReplacePolicy", "Delete") == "Delete", logical_id
         if resource["Type"] in STATEFUL_TYPES:
             assert resource.get("DeletionPolicy") == "Delete", logical_id
+        if resource["Type"] == "AWS::KMS::Key":
+            # Deleted keys stay billed for their pending window: keep it at the 7-day minimum.
+            assert resource["Properties"].get("PendingWindowInDays") == 7, logical_id
     # Buckets are emptied by the CDK's auto-delete custom resource before they are deleted.
     auto_deleted = {
         json.dumps(r["Properties"]["BucketName"])
