@@ -73,6 +73,30 @@ class PipelineSettings:
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
+def _check_redis(url: str) -> None:
+    """Fail at once, with a clear message, on a Redis the scorer cannot use (rather than retrying)."""
+    with redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, protocol=2) as client:
+        try:
+            modules = {_text(module[b"name"]).lower() for module in client.module_list()}
+        except redis.RedisError as exc:
+            raise RuntimeError(f"cannot use the Redis at REDIS_URL: {exc}") from exc
+    # MODULE LIST names: ReJSON, search (older: ft), timeseries; Redis 8 has all three built in.
+    missing = {"ReJSON": {"rejson"}, "Search": {"search", "ft"}, "TimeSeries": {"timeseries"}}
+    absent = [name for name, aliases in missing.items() if not aliases & modules]
+    if absent and not _is_redis_8_or_later(url):
+        raise RuntimeError(f"the Redis at REDIS_URL lacks {', '.join(absent)} (use Redis Stack or Redis 8)")
+
+
+def _is_redis_8_or_later(url: str) -> bool:
+    with redis.Redis.from_url(url, socket_timeout=5, protocol=2) as client:
+        version = _text(client.info("server").get("redis_version", "0"))
+    return int(version.split(".")[0]) >= 8
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def load_local_models(models_dir: Path):
     """The locally trained models (trained on synthetic data on first use, then cached)."""
     from training.local_models import load_or_train  # xgboost and sklearn: only when needed
@@ -167,6 +191,8 @@ class LocalPipeline:
             on_step("starting Redis Stack")
             self.redis_server = RedisStackServer(persistence=settings.redis_persistence).start()
             self.redis_url = self.redis_server.url
+        else:
+            _check_redis(self.redis_url)
         on_step(f"starting the local Kinesis API ({settings.shards} shards)")
         self.kinesis.start()
         self.kinesis.create_stream(settings.stream_name, shard_count=settings.shards)
