@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 
 import pytest
 
@@ -413,26 +414,57 @@ def test_metrics_count_the_batch(scorer_env, make_transaction, lambda_context, c
     assert latency == {"fraud", "anomaly"}
 
 
-def test_logs_carry_ids_and_counts_but_no_card_data(scorer_env, make_transaction, lambda_context, caplog):
-    # GIVEN a card number in a valid record and in a rejected one
+class _Collect(logging.Handler):
+    """Keeps every record and its formatted line (the JSON Powertools writes to CloudWatch)."""
+
+    def __init__(self, formatter: logging.Formatter) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(formatter)
+        self.records: list[logging.LogRecord] = []
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+        self.lines.append(self.format(record))
+
+
+def test_logs_carry_ids_and_counts_but_no_card_data(scorer_env, make_transaction, lambda_context):
+    # GIVEN a card number in a valid record and in a rejected one, and a collector on the service's
+    # logger itself (not the root logger, so the check does not depend on propagation or capture order)
     event = kinesis_event(
         [
             record(make_transaction("id-1", card_id="4111111111111111", timestamp=T0)),
             record(b'{"card": "4111"}'),
         ]
     )
+    service_logger = logging.getLogger("fraud-scorer")
+    collect = _Collect(service_logger.handlers[0].formatter)
+    service_logger.addHandler(collect)
+    # Powertools fixes the level when the module is first imported (POWERTOOLS_LOG_LEVEL at that time,
+    # e.g. WARNING if the local pipeline imported it first): log everything here, whatever ran before.
+    tree = [
+        logging.getLogger(name)
+        for name in list(logging.root.manager.loggerDict)
+        if name.startswith("fraud-scorer")
+    ]
+    levels = [(lg, lg.level) for lg in tree]
+    for lg in tree:
+        lg.setLevel(logging.DEBUG)
 
     # WHEN
-    with caplog.at_level("DEBUG"):
+    try:
         handler.handler(event, lambda_context)
+    finally:
+        service_logger.removeHandler(collect)
+        for lg, previous in levels:
+            lg.setLevel(previous)
 
-    # THEN the log records (message and structured extras) name counts and sequence numbers only
-    logged = [json.dumps(r.__dict__, default=str) for r in caplog.records]
-    summary = next(r for r in caplog.records if r.getMessage() == "batch processed")
+    # THEN the log lines (message and structured extras, as formatted) name counts and sequence numbers only
+    summary = next(r for r in collect.records if r.getMessage() == "batch processed")
     assert (summary.records, summary.stored, summary.rejected, summary.retry) == (2, 1, 1, 0)
-    assert any(sequence_numbers(event)[1] in line for line in logged)
-    assert not any("4111" in line for line in logged)
-    assert not any(scorer_env["REDIS_URL"] in line for line in logged)
+    assert any(sequence_numbers(event)[1] in line for line in collect.lines)
+    assert not any("4111" in line for line in collect.lines)
+    assert not any(scorer_env["REDIS_URL"] in line for line in collect.lines)
 
 
 def test_samples_survive_a_series_deleted_behind_the_scorer(
