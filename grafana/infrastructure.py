@@ -41,15 +41,13 @@ from constructs import Construct
 from grafana import GRAFANA_DIR, IMAGE_PROVISIONING_PATH, IMAGE_PROVISIONING_TLS_PATH
 from grafana.config import GrafanaConfig
 from stacks.log_retention import retention_days
+from stacks.platforms import ECS_CPU_ARCHITECTURE, IMAGE_PLATFORM
 from stacks.redis.connection import RedisConnection
 
 GRAFANA_PORT = 3000
 ADMIN_USER = "admin"
 ACCESS_LOG_DAYS = 90
 ACCESS_LOG_PREFIX = "grafana"
-
-_CPU_ARCHITECTURE = {"x86_64": ecs.CpuArchitecture.X86_64, "arm64": ecs.CpuArchitecture.ARM64}
-_PLATFORM = {"x86_64": ecr_assets.Platform.LINUX_AMD64, "arm64": ecr_assets.Platform.LINUX_ARM64}
 
 
 class GrafanaService(Construct):
@@ -111,7 +109,7 @@ class GrafanaService(Construct):
             else None
         )
         image = ecr_assets.DockerImageAsset(
-            self, "Image", directory=str(GRAFANA_DIR), platform=_PLATFORM[config.architecture]
+            self, "Image", directory=str(GRAFANA_DIR), platform=IMAGE_PLATFORM[config.architecture]
         )
         self.fargate = ecs_patterns.ApplicationLoadBalancedFargateService(
             self,
@@ -131,7 +129,7 @@ class GrafanaService(Construct):
             min_healthy_percent=100,
             max_healthy_percent=200,
             runtime_platform=ecs.RuntimePlatform(
-                cpu_architecture=_CPU_ARCHITECTURE[config.architecture],
+                cpu_architecture=ECS_CPU_ARCHITECTURE[config.architecture],
                 operating_system_family=ecs.OperatingSystemFamily.LINUX,
             ),
             task_subnets=ec2.SubnetSelection(

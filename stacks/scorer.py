@@ -6,7 +6,6 @@ from pathlib import Path
 
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
 from aws_cdk import aws_ec2 as ec2
-from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
@@ -16,15 +15,12 @@ from constructs import Construct
 
 from stacks.config import ScorerConfig, TriggerConfig
 from stacks.log_retention import retention_days
+from stacks.platforms import IMAGE_PLATFORM, LAMBDA_ARCHITECTURE
 
 LAMBDA_SRC = Path(__file__).resolve().parent.parent / "lambda_src"
 SERVICE_NAME = "fraud-scorer"
 METRICS_NAMESPACE = "FraudDetection"
 
-_ARCHITECTURE = {"x86_64": lambda_.Architecture.X86_64, "arm64": lambda_.Architecture.ARM_64}
-# The image platform must match the function's architecture, or an arm64 laptop pushes an image
-# the x86_64 function cannot run.
-_PLATFORM = {"x86_64": ecr_assets.Platform.LINUX_AMD64, "arm64": ecr_assets.Platform.LINUX_ARM64}
 # Never copied into the image build context.
 _ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc", "tests", ".pytest_cache", ".ruff_cache"]
 
@@ -56,9 +52,9 @@ class Scorer(Construct):
             "Function",
             description="Scores card transactions from Kinesis with SageMaker and stores them in Redis",
             code=lambda_.DockerImageCode.from_image_asset(
-                str(LAMBDA_SRC), platform=_PLATFORM[config.architecture], exclude=_ASSET_EXCLUDES
+                str(LAMBDA_SRC), platform=IMAGE_PLATFORM[config.architecture], exclude=_ASSET_EXCLUDES
             ),
-            architecture=_ARCHITECTURE[config.architecture],
+            architecture=LAMBDA_ARCHITECTURE[config.architecture],
             memory_size=config.memory_mb,
             timeout=Duration.seconds(config.timeout_seconds),
             tracing=lambda_.Tracing.ACTIVE,

@@ -19,14 +19,12 @@ from aws_cdk import aws_servicediscovery as servicediscovery
 from constructs import Construct
 
 from stacks.config import RedisConfig
+from stacks.platforms import ECS_CPU_ARCHITECTURE, IMAGE_PLATFORM
 from stacks.redis.connection import REDIS_PORT, RedisConnection
 
 IMAGE_DIR = Path(__file__).resolve().parent / "image"
 NAMESPACE = "fraud-detection.internal"
 SERVICE_NAME = "redis"
-
-_CPU_ARCHITECTURE = {"x86_64": ecs.CpuArchitecture.X86_64, "arm64": ecs.CpuArchitecture.ARM64}
-_PLATFORM = {"x86_64": ecr_assets.Platform.LINUX_AMD64, "arm64": ecr_assets.Platform.LINUX_ARM64}
 
 
 class SelfHostedRedis(Construct):
@@ -91,13 +89,13 @@ class SelfHostedRedis(Construct):
             cpu=config.cpu,
             memory_limit_mib=config.memory_mb,
             runtime_platform=ecs.RuntimePlatform(
-                cpu_architecture=_CPU_ARCHITECTURE[architecture],
+                cpu_architecture=ECS_CPU_ARCHITECTURE[architecture],
                 operating_system_family=ecs.OperatingSystemFamily.LINUX,
             ),
         )
         log_group = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
         image = ecr_assets.DockerImageAsset(
-            self, "Image", directory=str(IMAGE_DIR), platform=_PLATFORM[architecture]
+            self, "Image", directory=str(IMAGE_DIR), platform=IMAGE_PLATFORM[architecture]
         )
         # Leave a quarter of the task's memory to the process itself, so Redis refuses writes
         # (the scorer retries, alarms fire) instead of being killed for running out of memory.
