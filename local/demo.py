@@ -1,6 +1,6 @@
 """`make demo`: the whole pipeline on this machine, then one summary line counted from Redis.
 
-    python -m local.demo                      # 2000 transactions, as fast as the stream takes them
+    python -m local.demo                      # 2000 transactions at 500/s
     python -m local.demo --count 5000 --rate 500 --keep
 
 Starts Redis Stack (or uses $REDIS_URL), a local Kinesis API with a few shards, the local models

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import ArnFormat, CustomResource, Duration, IgnoreMode, RemovalPolicy, Size, Stack
+from aws_cdk import Annotations, ArnFormat, CustomResource, Duration, IgnoreMode, RemovalPolicy, Size, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -89,6 +89,12 @@ class TrainingRun(Construct):
             self, "RuntimeCode", path=str(REPO_ROOT), exclude=RUNTIME_ASSET_RULES, ignore_mode=IgnoreMode.GIT
         )
         code = lambda_.Code.from_bucket(self.runtime_asset.bucket, self.runtime_asset.s3_object_key)
+        # One asset shared by both functions. Its object key is its content hash, so changed code gets a
+        # new key and CloudFormation updates the functions: no object version is needed.
+        Annotations.of(self.runtime_asset.bucket).acknowledge_warning(
+            "@aws-cdk/aws-lambda:codeFromBucketObjectVersionNotSpecified",
+            "the asset's object key changes with its content",
+        )
         self.on_event_function = self._function(
             "Prepare",
             code=code,
