@@ -201,13 +201,11 @@ def _show(line: str, tty: bool) -> None:
 
 
 def _render_charts(pipeline: LocalPipeline, out_dir: Path) -> None:
+    from grafana.render import render_dashboard  # matplotlib: imported only when charts are drawn
+
     try:
-        from grafana.render import render_dashboard
-    except ImportError:
-        _say("charts skipped: the dashboard renderer (grafana/render.py) is not available")
-        return
-    try:
-        paths = render_dashboard(pipeline.redis_url, out_dir)
+        # A demo lasts seconds: a 10-minute range keeps its 1-minute buckets visible in the charts.
+        paths = render_dashboard(pipeline.redis_url, out_dir, time_from="now-10m")
     except Exception as exc:  # the charts are a view of the data: a failure here loses nothing
         _say(f"charts failed: {type(exc).__name__}: {exc}")
         return
