@@ -6,14 +6,11 @@ events, client settings and server, in the same run, so the ratio is what batchi
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 import uuid
 
-from moto.server import ThreadedMotoServer
-
-from local.redis_stack import free_port
+from local.kinesis_server import LocalKinesisServer
 from producer.aws import make_client
 from producer.events import build_event, encode
 from producer.replay import Producer
@@ -62,15 +59,12 @@ def _stream_size(kinesis, stream: str) -> int:
 
 def run(quick: bool) -> str:
     count = 500 if quick else 5000
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     # moto accepts any key pair; placeholders so boto3 signs requests without real credentials.
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    server = LocalKinesisServer(region=REGION).start()
     try:
-        kinesis = make_client("kinesis", endpoint_url=f"http://127.0.0.1:{port}", region=REGION)
+        kinesis = make_client("kinesis", endpoint_url=server.endpoint_url, region=REGION)
         streams = {kind: f"bench-{kind}-{uuid.uuid4().hex[:6]}" for kind in ("batched", "seed")}
         for stream in streams.values():
             kinesis.create_stream(StreamName=stream, ShardCount=2)

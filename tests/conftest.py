@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import redis
 
+from local.kinesis_server import LocalKinesisServer
 from local.redis_stack import RedisStackServer
 
 
@@ -13,6 +14,14 @@ def redis_stack():
     """A real Redis Stack server (JSON, TimeSeries, Search) on a free port for the session."""
     with RedisStackServer() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def moto_url():
+    """moto's server on a free port for the session: every AWS API it mocks (Kinesis, S3, Secrets
+    Manager, CloudFormation…). Its state is per process, so tests name their resources uniquely."""
+    with LocalKinesisServer() as server:
+        yield server.endpoint_url
 
 
 @pytest.fixture

@@ -6,13 +6,11 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-import logging
 import zipfile
 
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto.server import ThreadedMotoServer
 
 from fraud_data import prepare
 from fraud_data.schema import COLUMNS
@@ -39,25 +37,15 @@ PROPERTIES = {
 NOW = dt.datetime(2026, 11, 25, tzinfo=dt.UTC)
 
 
-@pytest.fixture(scope="module")
-def moto_endpoint():
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.fixture
-def clients(moto_endpoint, monkeypatch, tmp_path):
+def clients(moto_url, monkeypatch, tmp_path):
     for key, value in {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
     }.items():
         monkeypatch.setenv(key, value)
-    s3 = boto3.client("s3", endpoint_url=moto_endpoint)
+    s3 = boto3.client("s3", endpoint_url=moto_url)
     existing = [b["Name"] for b in s3.list_buckets().get("Buckets", [])]
     if BUCKET in existing:
         objects = s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])

@@ -9,21 +9,9 @@ import uuid
 import boto3
 import pytest
 import redis
-from moto.server import ThreadedMotoServer
 
 import handler
 from local.kinesis_events import kinesis_event
-from local.redis_stack import free_port
-
-
-@pytest.fixture(scope="module")
-def moto_url():
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
 
 
 @pytest.fixture

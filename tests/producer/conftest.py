@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 import json
-import logging
 import math
 import re
-import socket
 import uuid
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from fraud_data.schema import AMOUNT_INDEX, FEATURE_COUNT
 from producer.events import encode
 
 REGION = "us-east-1"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(autouse=True)
@@ -38,16 +29,6 @@ def aws_env(monkeypatch, tmp_path):
         monkeypatch.delenv(name, raising=False)
     # Checkpoints default to ./.producer: keep them out of the repository.
     monkeypatch.chdir(tmp_path)
-
-
-@pytest.fixture(scope="session")
-def moto_url():
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
 
 
 @pytest.fixture
