@@ -40,6 +40,7 @@ from constructs import Construct
 
 from grafana import GRAFANA_DIR, IMAGE_PROVISIONING_PATH, IMAGE_PROVISIONING_TLS_PATH
 from grafana.config import GrafanaConfig
+from stacks.cluster import ServiceCluster
 from stacks.log_retention import retention_days
 from stacks.platforms import ECS_CPU_ARCHITECTURE, IMAGE_PLATFORM
 from stacks.redis.connection import RedisConnection
@@ -59,6 +60,7 @@ class GrafanaService(Construct):
         construct_id: str,
         *,
         vpc: ec2.IVpc,
+        cluster: ServiceCluster,
         redis: RedisConnection,
         config: GrafanaConfig,
         redis_username: str | None = None,
@@ -83,9 +85,6 @@ class GrafanaService(Construct):
             )
         )
 
-        self.cluster = ecs.Cluster(
-            self, "Cluster", vpc=vpc, container_insights_v2=ecs.ContainerInsights.ENABLED
-        )
         self.log_group = logs.LogGroup(
             self,
             "Logs",
@@ -114,7 +113,7 @@ class GrafanaService(Construct):
         self.fargate = ecs_patterns.ApplicationLoadBalancedFargateService(
             self,
             "Service",
-            cluster=self.cluster,
+            cluster=cluster.cluster,
             load_balancer=self.load_balancer,
             # Ingress is opened below for the configured CIDR only, never 0.0.0.0/0 by default.
             open_listener=False,
@@ -150,6 +149,7 @@ class GrafanaService(Construct):
             ),
         )
         self.service = self.fargate.service
+        cluster.add_service(self.service)
         # The pattern adds its own URL outputs; the stack publishes GrafanaUrl instead (the contract).
         for output in ("LoadBalancerDNS", "ServiceURL"):
             self.fargate.node.try_remove_child(output)

@@ -11,6 +11,7 @@ from aws_cdk import Acknowledgment, CfnOutput, Stack, Validations
 from constructs import Construct
 
 from grafana.infrastructure import GrafanaService
+from stacks.cluster import ServiceCluster
 from stacks.config import AppConfig
 from stacks.log_retention import retention_days
 from stacks.models import TrainedModels
@@ -42,6 +43,8 @@ class FraudDetectionStack(Stack):
         )
         self.vpc = self.network.vpc
         self.stream = TransactionStream(self, "Transactions", config=config.stream)
+        # One ECS cluster for the Fargate services (Grafana always, Redis when self-hosted).
+        self.cluster = ServiceCluster(self, "Cluster", vpc=self.vpc, log_retention=log_retention)
 
         if self_hosted:
             self_hosted_redis = SelfHostedRedis(
@@ -49,6 +52,7 @@ class FraudDetectionStack(Stack):
                 "Redis",
                 config=config.redis,
                 vpc=self.vpc,
+                cluster=self.cluster,
                 subnets=self.network.isolated_subnets,
                 architecture=config.scorer.architecture,
                 log_retention=log_retention,
@@ -95,6 +99,7 @@ class FraudDetectionStack(Stack):
             self,
             "Grafana",
             vpc=self.vpc,
+            cluster=self.cluster,
             redis=self.redis,
             config=config.grafana,
             redis_username=config.redis.username,

@@ -18,6 +18,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_servicediscovery as servicediscovery
 from constructs import Construct
 
+from stacks.cluster import ServiceCluster
 from stacks.config import RedisConfig
 from stacks.platforms import ECS_CPU_ARCHITECTURE, IMAGE_PLATFORM
 from stacks.redis.connection import REDIS_PORT, RedisConnection
@@ -37,6 +38,7 @@ class SelfHostedRedis(Construct):
         *,
         config: RedisConfig,
         vpc: ec2.IVpc,
+        cluster: ServiceCluster,
         subnets: ec2.SubnetSelection,
         architecture: str,
         log_retention: logs.RetentionDays,
@@ -66,18 +68,6 @@ class SelfHostedRedis(Construct):
             )
         )
 
-        self.cluster = ecs.Cluster(
-            self, "Cluster", vpc=vpc, container_insights_v2=ecs.ContainerInsights.ENABLED
-        )
-        # Container Insights writes to this log group; created here (not by ECS on first use) so that
-        # it has a retention and `cdk destroy` deletes it.
-        insights_logs = logs.LogGroup(
-            self,
-            "InsightsLogs",
-            log_group_name=f"/aws/ecs/containerinsights/{self.cluster.cluster_name}/performance",
-            retention=log_retention,
-            removal_policy=RemovalPolicy.DESTROY,
-        )
         namespace = servicediscovery.PrivateDnsNamespace(
             self, "Namespace", name=NAMESPACE, vpc=vpc, description="Service discovery for Redis"
         )
@@ -128,7 +118,7 @@ class SelfHostedRedis(Construct):
         self.service = ecs.FargateService(
             self,
             "Service",
-            cluster=self.cluster,
+            cluster=cluster.cluster,
             task_definition=task,
             desired_count=1,
             # Never two Redis tasks at once: DNS would split clients between two separate datasets.
@@ -144,7 +134,7 @@ class SelfHostedRedis(Construct):
                 dns_ttl=Duration.seconds(10),
             ),
         )
-        self.service.node.add_dependency(insights_logs)
+        cluster.add_service(self.service)
         self.connection = RedisConnection(
             secret=self.secret,
             host=host,

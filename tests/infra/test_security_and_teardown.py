@@ -225,6 +225,23 @@ def test_cdk_destroy_leaves_nothing_behind(any_synth):
             assert json.dumps({"Ref": logical_id}) in auto_deleted, logical_id
 
 
+def test_every_ecs_cluster_owns_its_container_insights_log_group(any_synth):
+    # Left to ECS, Container Insights creates this log group itself: no retention, and it outlives
+    # `cdk destroy`. Every cluster in every Redis mode must have the stack's own.
+    resources = any_synth.template_json["Resources"]
+    clusters = [logical_id for logical_id, r in resources.items() if r["Type"] == "AWS::ECS::Cluster"]
+    assert len(clusters) == 1  # Grafana and the self-hosted Redis share one
+    insights_groups = [
+        r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::Logs::LogGroup"
+        and r["Properties"].get("LogGroupName")
+        == {"Fn::Join": ["", ["/aws/ecs/containerinsights/", {"Ref": clusters[0]}, "/performance"]]}
+    ]
+    assert len(insights_groups) == 1
+    assert "RetentionInDays" in insights_groups[0]
+
+
 # --- the CLI ---------------------------------------------------------------------------------------------
 
 
