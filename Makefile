@@ -11,10 +11,11 @@ export PYTHONDONTWRITEBYTECODE := 1
 ## setup: .venv with every pinned dependency, the pinned CDK CLI, and Redis Stack's runtime libs
 setup: $(VENV)/.installed node_modules/.installed .cache/libssl/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt lambda_src/requirements.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt lambda_src/requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -r requirements-dev.txt
+	$(PIP) install -q --no-deps -e .
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -27,7 +28,7 @@ node_modules/.installed: package.json package-lock.json
 
 ## demo: the whole pipeline on this machine (ARGS="--count 5000 --rate 500 --keep")
 demo: setup
-	$(PY) -m local.demo $(ARGS)
+	$(PY) -m demo $(ARGS)
 
 ## test: lint + the whole pytest suite (Redis Stack, moto, synthesized templates, end-to-end)
 test: setup lint unit

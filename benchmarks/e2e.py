@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import time
 
-from local.pipeline import LocalPipeline, PipelineSettings, now_ms
-from local.tally import lost
+from demo.pipeline import LocalPipeline, PipelineSettings, now_ms
+from demo.tally import lost
 
 RATES: tuple[float | None, ...] = (200.0, 1000.0, None)  # None: as fast as the stream accepts
 SECONDS_PER_RATE = 10

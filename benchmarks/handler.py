@@ -22,10 +22,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from contracts import scorer_env
+from contracts.redis_keys import txn_key
+from emulators.kinesis_events import kinesis_event
+from emulators.lambda_context import LocalLambdaContext
+from emulators.redis_stack import RedisStackServer
+from emulators.sagemaker_runtime import SageMakerRuntimeServer, rcf_endpoint, xgboost_endpoint
 from fraud_data.synthetic import generate_rows
-from local.kinesis_events import kinesis_event
-from local.redis_stack import RedisStackServer
-from local.sagemaker_runtime import SageMakerRuntimeServer, rcf_endpoint, xgboost_endpoint
 
 REPO = Path(__file__).resolve().parent.parent
 LAMBDA_SRC = REPO / "lambda_src"
@@ -89,28 +92,15 @@ def _sagemaker_runtime_process(latency_s: float):
             process.terminate()
 
 
-class _Context:
-    function_name = "fraud-scorer-bench"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:fraud-scorer-bench"
-    aws_request_id = "bench"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
-
-
 class _HandlerRun:
     """One warm container: the handler module with its per-container state kept across rounds."""
 
     def __init__(self) -> None:
-        if str(LAMBDA_SRC) not in sys.path:
-            sys.path.insert(0, str(LAMBDA_SRC))  # as in the image: handler.py at the top level
-        import handler
+        from fraud_scorer import entry as handler
 
         self.handler = handler
         handler.reset_container_state()
-        self.context = _Context()
+        self.context = LocalLambdaContext(function_name="fraud-scorer-bench")
 
     def invoke(self, events: list[dict]) -> float:
         """Seconds to process `events` in BATCH-record batches; every record must be stored."""
@@ -140,7 +130,7 @@ class _SeedLoop:
     def invoke(self, events: list[dict]) -> float:
         started = time.perf_counter()
         for event in events:
-            key = f"txn:{event['transaction_id']}"
+            key = txn_key(event["transaction_id"])
             self.redis.json().set(key, "$", event)
             self.redis.json().get(key)
             row = ",".join(repr(x) for x in event["features"]).encode()
@@ -186,14 +176,14 @@ def _install_size_mb() -> str:
 
 def _cold_import_ms(runs: int, extra_env: dict[str, str] | None = None) -> float:
     code = (
-        "import sys, time; sys.path.insert(0, sys.argv[1]); t = time.perf_counter(); import handler; "
-        "print(time.perf_counter() - t)"
+        # Run in lambda_src/, as in the image's task root: handler.py at the top level.
+        "import time; t = time.perf_counter(); import handler; print(time.perf_counter() - t)"
     )
     env = {**os.environ, **(extra_env or {})}
     samples = []
     for _ in range(runs):
         out = subprocess.run(
-            [sys.executable, "-c", code, str(LAMBDA_SRC)], capture_output=True, text=True, env=env, check=True
+            [sys.executable, "-c", code], cwd=LAMBDA_SRC, capture_output=True, text=True, env=env, check=True
         )
         samples.append(float(out.stdout.strip()) * 1000)
     return statistics.median(samples)
@@ -211,15 +201,15 @@ def run(quick: bool) -> str:
         with RedisStackServer() as redis_server, _sagemaker_runtime_process(CALL_LATENCY_S) as (url, calls):
             os.environ.update(
                 {
-                    "REDIS_URL": redis_server.url,
-                    "FRAUD_ENDPOINT_NAME": FRAUD,
-                    "ANOMALY_ENDPOINT_NAME": ANOMALY,
+                    scorer_env.REDIS_URL: redis_server.url,
+                    scorer_env.FRAUD_ENDPOINT_NAME: FRAUD,
+                    scorer_env.ANOMALY_ENDPOINT_NAME: ANOMALY,
                     "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": url,
                     "AWS_ACCESS_KEY_ID": "bench",
                     "AWS_SECRET_ACCESS_KEY": "bench",
                     "AWS_DEFAULT_REGION": "us-east-1",
                     "AWS_EC2_METADATA_DISABLED": "true",
-                    "POWERTOOLS_LOG_LEVEL": "WARNING",
+                    scorer_env.POWERTOOLS_LOG_LEVEL: "WARNING",
                 }
             )
             os.environ.pop("REDIS_SECRET_ARN", None)

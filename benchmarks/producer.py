@@ -10,7 +10,7 @@ import os
 import time
 import uuid
 
-from local.kinesis_server import LocalKinesisServer
+from emulators.kinesis_server import LocalKinesisServer
 from producer.aws import make_client
 from producer.events import build_event, encode
 from producer.replay import Producer

@@ -1,7 +1,15 @@
-"""The creditcard.csv layout (ULB dataset): Time, V1…V28, Amount, Class."""
+"""The creditcard.csv layout (ULB dataset): Time, V1…V28, Amount, Class — as the event schema's
+`features` array defines it (contracts.events)."""
 
-FEATURE_COLUMNS: tuple[str, ...] = ("Time", *(f"V{i}" for i in range(1, 29)), "Amount")
-LABEL_COLUMN = "Class"
+from contracts.events import (
+    AMOUNT_INDEX,
+    CREDITCARD_FEATURE_COLUMNS,
+    CREDITCARD_LABEL_COLUMN,
+    FEATURE_COUNT,
+)
+
+FEATURE_COLUMNS = CREDITCARD_FEATURE_COLUMNS
+LABEL_COLUMN = CREDITCARD_LABEL_COLUMN
 COLUMNS: tuple[str, ...] = (*FEATURE_COLUMNS, LABEL_COLUMN)
-FEATURE_COUNT = len(FEATURE_COLUMNS)  # 30; the scoring Lambda checks the same number
-AMOUNT_INDEX = FEATURE_COLUMNS.index("Amount")
+
+__all__ = ["AMOUNT_INDEX", "COLUMNS", "FEATURE_COLUMNS", "FEATURE_COUNT", "LABEL_COLUMN"]

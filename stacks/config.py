@@ -1,108 +1,17 @@
-"""Typed, validated configuration read from `cdk.json` context (and `-c key=value` overrides).
+"""Typed, validated configuration of the app, read from CDK context with `stacks.context.ContextReader`.
 
-Every key has a default in `cdk.json`; `docs/deploy.md` lists them. Values given with `-c` arrive as
-strings, so every getter coerces and validates, and a bad value fails synthesis with a `ConfigError`
-naming the key, the value and what is allowed — before any resource is built.
-
-Other parts of the app read their own section with their own `from_context(context)` function over
-the same `ContextReader` (e.g. `ModelsConfig.from_context` in `stacks/models/config.py`), and
-`AppConfig.from_context` collects them into one object.
+Each section reads its own keys with their defaults (the only place a default lives; `docs/deploy.md`
+lists them) and `AppConfig.from_context` collects the sections into one object. The models' section
+is in `stacks/models/config.py`.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable
+import ipaddress
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from grafana.config import GrafanaConfig
-    from stacks.models.config import ModelsConfig
-
-
-class ConfigError(ValueError):
-    """A context value that cannot be used; the message names the key, the value and what is allowed."""
-
-    def __init__(self, key: str, value: Any, allowed: str) -> None:
-        super().__init__(f"cdk context '{key}' = {value!r} is not valid: {allowed}")
-        self.key = key
-        self.value = value
-
-
-_TRUE = {"true", "yes", "1", "on"}
-_FALSE = {"false", "no", "0", "off"}
-
-
-class ContextReader:
-    """Typed access to context values; `lookup` is usually `app.node.try_get_context`."""
-
-    def __init__(self, lookup: Callable[[str], Any]) -> None:
-        self._lookup = lookup
-
-    def raw(self, key: str) -> Any:
-        return self._lookup(key)
-
-    def is_set(self, key: str) -> bool:
-        value = self._lookup(key)
-        return value is not None and value != ""
-
-    def string(self, key: str, default: str, *, pattern: str | None = None, allowed: str = "") -> str:
-        value = self._lookup(key)
-        if value is None:
-            return default
-        if not isinstance(value, str):
-            raise ConfigError(key, value, allowed or "a string")
-        if pattern is not None and not re.fullmatch(pattern, value):
-            raise ConfigError(key, value, allowed or f"a string matching {pattern}")
-        return value
-
-    def optional_string(self, key: str, *, pattern: str, allowed: str) -> str | None:
-        if not self.is_set(key):
-            return None
-        return self.string(key, "", pattern=pattern, allowed=allowed)
-
-    def choice(self, key: str, default: str, choices: Iterable[str]) -> str:
-        options = tuple(choices)
-        value = self._lookup(key)
-        if value is None:
-            return default
-        if value not in options:
-            raise ConfigError(key, value, "one of " + ", ".join(options))
-        return value
-
-    def integer(self, key: str, default: int, *, minimum: int, maximum: int) -> int:
-        value = self._lookup(key)
-        if value is None:
-            return default
-        return self._to_int(key, value, minimum, maximum)
-
-    def optional_integer(self, key: str, *, minimum: int, maximum: int) -> int | None:
-        if not self.is_set(key):
-            return None
-        return self._to_int(key, self._lookup(key), minimum, maximum)
-
-    def boolean(self, key: str, default: bool) -> bool:
-        value = self._lookup(key)
-        if value is None:
-            return default
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
-            return value.lower() in _TRUE
-        raise ConfigError(key, value, "true or false")
-
-    @staticmethod
-    def _to_int(key: str, value: Any, minimum: int, maximum: int) -> int:
-        allowed = f"an integer from {minimum} to {maximum}"
-        number = value
-        if isinstance(number, str) and re.fullmatch(r"-?\d+", number.strip()):
-            number = int(number.strip())
-        # bool is an int subclass in Python; `true` is never a valid count.
-        if isinstance(number, bool) or not isinstance(number, int) or not minimum <= number <= maximum:
-            raise ConfigError(key, value, allowed)  # the value as given, e.g. '0' from `-c`
-        return number
-
+from stacks.context import ConfigError, ContextReader
+from stacks.models.config import ModelsConfig
 
 ARCHITECTURES = ("x86_64", "arm64")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -146,21 +55,21 @@ class ScorerConfig:
     ts_retention_ms: int
 
     @classmethod
-    def from_context(cls, ctx: ContextReader) -> ScorerConfig:
-        retention = ctx.integer("logRetentionDays", 30, minimum=1, maximum=2557)
-        if retention not in LOG_RETENTION_DAYS:
-            raise ConfigError(
-                "logRetentionDays", retention, "one of " + ", ".join(map(str, LOG_RETENTION_DAYS))
-            )
+    def from_context(cls, ctx: ContextReader, *, log_retention_days: int) -> ScorerConfig:
         return cls(
             architecture=ctx.choice("lambdaArchitecture", "x86_64", ARCHITECTURES),
             memory_mb=ctx.integer("scorerMemoryMb", 1024, minimum=256, maximum=10240),
             timeout_seconds=ctx.integer("scorerTimeoutSeconds", 60, minimum=10, maximum=900),
             reserved_concurrency=ctx.optional_integer("scorerReservedConcurrency", minimum=1, maximum=1000),
             log_level=ctx.choice("scorerLogLevel", "INFO", LOG_LEVELS),
-            log_retention_days=retention,
+            log_retention_days=log_retention_days,
             ts_retention_ms=ctx.integer("tsRetentionMs", 604_800_000, minimum=60_000, maximum=31_536_000_000),
         )
+
+
+def read_log_retention_days(ctx: ContextReader) -> int:
+    """The app-wide log retention (scorer, Grafana, helpers): one of the values CloudWatch Logs accepts."""
+    return ctx.choice("logRetentionDays", 30, LOG_RETENTION_DAYS)
 
 
 @dataclass(frozen=True)
@@ -255,6 +164,69 @@ class AlarmsConfig:
         )
 
 
+# Fargate CPU units and the memory sizes each allows (MiB), for the sizes Grafana is sensible on.
+_FARGATE_MEMORY = {256: (512, 1024, 2048), 512: (1024, 2048, 3072, 4096), 1024: (2048, 3072, 4096, 8192)}
+_CERTIFICATE_ARN = r"arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}"
+_DOMAIN = r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
+
+
+@dataclass(frozen=True)
+class GrafanaConfig:
+    """Grafana's section (docs/grafana.md). The default allowed range is *nobody*: the admin login
+    must not face the whole internet, and without a certificate it travels as clear HTTP."""
+
+    allowed_cidr: str | None
+    certificate_arn: str | None
+    domain_name: str | None
+    architecture: str
+    cpu: int
+    memory_mb: int
+    log_retention_days: int
+
+    @property
+    def https(self) -> bool:
+        return self.certificate_arn is not None
+
+    @property
+    def open_to_internet(self) -> bool:
+        return self.allowed_cidr is not None and ipaddress.ip_network(self.allowed_cidr).prefixlen == 0
+
+    @classmethod
+    def from_context(cls, ctx: ContextReader, *, log_retention_days: int) -> GrafanaConfig:
+        cidr = None
+        if ctx.is_set("grafanaAllowedCidr"):
+            raw = ctx.raw("grafanaAllowedCidr")
+            try:
+                # strict=False accepts "203.0.113.7/24"; the normalised network is what gets opened.
+                cidr = str(ipaddress.ip_network(str(raw).strip(), strict=False))
+            except ValueError as exc:
+                raise ConfigError(
+                    "grafanaAllowedCidr", raw, "an IPv4 or IPv6 CIDR such as 203.0.113.7/32"
+                ) from exc
+        cpu = ctx.choice("grafanaCpu", 512, _FARGATE_MEMORY)
+        memory_mb = ctx.integer("grafanaMemoryMb", 1024, minimum=512, maximum=8192)
+        if memory_mb not in _FARGATE_MEMORY[cpu]:
+            allowed = ", ".join(map(str, _FARGATE_MEMORY[cpu]))
+            raise ConfigError("grafanaMemoryMb", memory_mb, f"for grafanaCpu={cpu} one of {allowed}")
+        certificate_arn = ctx.optional_string(
+            "grafanaCertificateArn", pattern=_CERTIFICATE_ARN, allowed="the ARN of an ACM certificate"
+        )
+        domain_name = ctx.optional_string(
+            "grafanaDomainName", pattern=_DOMAIN, allowed="a DNS name such as grafana.example.com"
+        )
+        if domain_name is not None and certificate_arn is None:
+            raise ConfigError("grafanaDomainName", domain_name, "only together with grafanaCertificateArn")
+        return cls(
+            allowed_cidr=cidr,
+            certificate_arn=certificate_arn,
+            domain_name=domain_name,
+            architecture=ctx.choice("grafanaArchitecture", "x86_64", ARCHITECTURES),
+            cpu=cpu,
+            memory_mb=memory_mb,
+            log_retention_days=log_retention_days,
+        )
+
+
 @dataclass(frozen=True)
 class AppConfig:
     stack_name: str
@@ -269,10 +241,7 @@ class AppConfig:
 
     @classmethod
     def from_context(cls, ctx: ContextReader) -> AppConfig:
-        # Imported here: stacks.models.config imports ConfigError from this module.
-        from grafana.config import GrafanaConfig
-        from stacks.models.config import ModelsConfig
-
+        log_retention_days = read_log_retention_days(ctx)
         return cls(
             stack_name=ctx.string(
                 "stackName",
@@ -282,10 +251,10 @@ class AppConfig:
             ),
             vpc_max_azs=ctx.integer("vpcMaxAzs", 2, minimum=2, maximum=6),
             stream=StreamConfig.from_context(ctx),
-            scorer=ScorerConfig.from_context(ctx),
+            scorer=ScorerConfig.from_context(ctx, log_retention_days=log_retention_days),
             trigger=TriggerConfig.from_context(ctx),
             redis=RedisConfig.from_context(ctx),
             alarms=AlarmsConfig.from_context(ctx),
             models=ModelsConfig.from_context(ctx),
-            grafana=GrafanaConfig.from_context(ctx),
+            grafana=GrafanaConfig.from_context(ctx, log_retention_days=log_retention_days),
         )

@@ -10,9 +10,10 @@ from __future__ import annotations
 from aws_cdk import Acknowledgment, CfnOutput, Stack, Validations
 from constructs import Construct
 
-from grafana.infrastructure import GrafanaService
+from contracts import scorer_env
 from stacks.cluster import ServiceCluster
 from stacks.config import AppConfig
+from stacks.grafana import GrafanaService
 from stacks.log_retention import retention_days
 from stacks.models import TrainedModels
 from stacks.monitoring import Monitoring
@@ -71,11 +72,11 @@ class FraudDetectionStack(Stack):
             stream=self.stream.stream,
             # Names and ARNs only: the scorer fetches the Redis password from the secret at run time.
             environment={
-                "REDIS_SECRET_ARN": self.redis.secret.secret_arn,
-                "FRAUD_ENDPOINT_NAME": self.models.fraud_endpoint_name,
-                "ANOMALY_ENDPOINT_NAME": self.models.anomaly_endpoint_name,
-                "FRAUD_THRESHOLD": self.models.fraud_threshold,
-                "ANOMALY_THRESHOLD": self.models.anomaly_threshold,
+                scorer_env.REDIS_SECRET_ARN: self.redis.secret.secret_arn,
+                scorer_env.FRAUD_ENDPOINT_NAME: self.models.fraud_endpoint_name,
+                scorer_env.ANOMALY_ENDPOINT_NAME: self.models.anomaly_endpoint_name,
+                scorer_env.FRAUD_THRESHOLD: self.models.fraud_threshold,
+                scorer_env.ANOMALY_THRESHOLD: self.models.anomaly_threshold,
             },
             vpc=self.vpc if self_hosted else None,
             vpc_subnets=self.network.isolated_subnets if self_hosted else None,

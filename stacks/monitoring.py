@@ -13,6 +13,8 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from contracts import metrics as metric_names
+from contracts.verdicts import Verdict
 from stacks.config import AlarmsConfig
 from stacks.scorer import METRICS_NAMESPACE, SERVICE_NAME
 
@@ -24,7 +26,7 @@ def scorer_metric(name: str, *, statistic: str = "Sum") -> cloudwatch.Metric:
     return cloudwatch.Metric(
         namespace=METRICS_NAMESPACE,
         metric_name=name,
-        dimensions_map={"service": SERVICE_NAME},
+        dimensions_map={metric_names.SERVICE_DIMENSION: SERVICE_NAME},
         statistic=statistic,
         period=PERIOD,
     )
@@ -102,8 +104,8 @@ class Monitoring(Construct):
         rejected_rate = cloudwatch.MathExpression(
             expression="IF(scored + rejected > 0, 100 * rejected / (scored + rejected), 0)",
             using_metrics={
-                "scored": scorer_metric("RecordsScored"),
-                "rejected": scorer_metric("RecordsRejected"),
+                "scored": scorer_metric(metric_names.RECORDS_SCORED),
+                "rejected": scorer_metric(metric_names.RECORDS_REJECTED),
             },
             label="Rejected records (%)",
             period=PERIOD,
@@ -126,18 +128,18 @@ class Monitoring(Construct):
             cloudwatch.GraphWidget(
                 title="Records per 5 minutes",
                 left=[
-                    scorer_metric("RecordsScored"),
-                    scorer_metric("RecordsRejected"),
-                    scorer_metric("RecordsRetried"),
+                    scorer_metric(metric_names.RECORDS_SCORED),
+                    scorer_metric(metric_names.RECORDS_REJECTED),
+                    scorer_metric(metric_names.RECORDS_RETRIED),
                 ],
                 width=12,
             ),
             cloudwatch.GraphWidget(
                 title="Verdicts per 5 minutes",
                 left=[
-                    scorer_metric("VerdictFraud"),
-                    scorer_metric("VerdictSuspicious"),
-                    scorer_metric("VerdictLegit"),
+                    scorer_metric(metric_names.verdict_metric(Verdict.FRAUD)),
+                    scorer_metric(metric_names.verdict_metric(Verdict.SUSPICIOUS)),
+                    scorer_metric(metric_names.verdict_metric(Verdict.LEGIT)),
                 ],
                 width=12,
             ),

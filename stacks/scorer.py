@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
+from aws_cdk import Acknowledgment, Duration, IgnoreMode, RemovalPolicy, Validations
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_lambda as lambda_
@@ -13,16 +13,29 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from contracts import metrics as metric_names
+from contracts import scorer_env
 from stacks.config import ScorerConfig, TriggerConfig
 from stacks.log_retention import retention_days
 from stacks.platforms import IMAGE_PLATFORM, LAMBDA_ARCHITECTURE
 
-LAMBDA_SRC = Path(__file__).resolve().parent.parent / "lambda_src"
-SERVICE_NAME = "fraud-scorer"
-METRICS_NAMESPACE = "FraudDetection"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SERVICE_NAME = metric_names.SERVICE
+METRICS_NAMESPACE = metric_names.NAMESPACE
 
-# Never copied into the image build context.
-_ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc", "tests", ".pytest_cache", ".ruff_cache"]
+# The image is built from the repository root so that it can take the contracts it imports from their
+# one home (contracts/) instead of a copy; these gitignore-style rules leave nothing else in the
+# build context.
+IMAGE_CONTEXT_RULES = [
+    "/*",
+    "!/lambda_src",
+    "!/contracts",
+    "__pycache__",
+    "*.pyc",
+    ".pytest_cache",
+    ".ruff_cache",
+]
+DOCKERFILE = "lambda_src/Dockerfile"
 
 
 class Scorer(Construct):
@@ -52,7 +65,11 @@ class Scorer(Construct):
             "Function",
             description="Scores card transactions from Kinesis with SageMaker and stores them in Redis",
             code=lambda_.DockerImageCode.from_image_asset(
-                str(LAMBDA_SRC), platform=IMAGE_PLATFORM[config.architecture], exclude=_ASSET_EXCLUDES
+                str(REPO_ROOT),
+                file=DOCKERFILE,
+                platform=IMAGE_PLATFORM[config.architecture],
+                exclude=IMAGE_CONTEXT_RULES,
+                ignore_mode=IgnoreMode.GIT,
             ),
             architecture=LAMBDA_ARCHITECTURE[config.architecture],
             memory_size=config.memory_mb,
@@ -61,10 +78,10 @@ class Scorer(Construct):
             log_group=self.log_group,
             reserved_concurrent_executions=config.reserved_concurrency,
             environment={
-                "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
-                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
-                "POWERTOOLS_LOG_LEVEL": config.log_level,
-                "TS_RETENTION_MS": str(config.ts_retention_ms),
+                scorer_env.POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
+                scorer_env.POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
+                scorer_env.POWERTOOLS_LOG_LEVEL: config.log_level,
+                scorer_env.TS_RETENTION_MS: str(config.ts_retention_ms),
                 **environment,
             },
             # In the VPC only with self-hosted Redis; an external Redis is reached over the internet.

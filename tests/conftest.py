@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import redis
 
-from local.kinesis_server import LocalKinesisServer
-from local.redis_stack import RedisStackServer
+from emulators.kinesis_server import LocalKinesisServer
+from emulators.lambda_context import LocalLambdaContext
+from emulators.redis_stack import RedisStackServer
 
 
 @pytest.fixture(scope="session")
@@ -61,7 +62,7 @@ def sagemaker_runtime(monkeypatch):
     """A started local SageMaker runtime with the two endpoints the scorer calls, reached through
     AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME (plus dummy credentials and region). The models are
     predictable: fraud probability = V1 clipped to 0..1, anomaly score = V2 (see `make_transaction`)."""
-    from local.sagemaker_runtime import SageMakerRuntimeServer, rcf_endpoint, xgboost_endpoint
+    from emulators.sagemaker_runtime import SageMakerRuntimeServer, rcf_endpoint, xgboost_endpoint
 
     endpoints = {
         FRAUD_ENDPOINT: xgboost_endpoint(predictable_fraud_probability),
@@ -132,21 +133,6 @@ def make_transaction():
     return make
 
 
-class FakeLambdaContext:
-    """The LambdaContext attributes Powertools reads."""
-
-    function_name = "fraud-scorer"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:fraud-scorer"
-    aws_request_id = "00000000-0000-4000-8000-000000000000"
-    log_group_name = "/aws/lambda/fraud-scorer"
-    log_stream_name = "2026/01/01/[$LATEST]0"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
-
-
 @pytest.fixture
-def lambda_context() -> FakeLambdaContext:
-    return FakeLambdaContext()
+def lambda_context() -> LocalLambdaContext:
+    return LocalLambdaContext(function_name="fraud-scorer")

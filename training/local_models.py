@@ -24,10 +24,10 @@ import sklearn
 import xgboost as xgb
 from sklearn.ensemble import IsolationForest
 
-from fraud_data import model_spec, prepare
 from fraud_data.schema import FEATURE_COUNT
-from fraud_data.thresholds import anomaly_threshold, best_f1_threshold
-from training import models, report
+from training import models, prepare, report
+from training import spec as model_spec
+from training.thresholds import anomaly_threshold, best_f1_threshold
 
 DEFAULT_ARTIFACTS_DIR = Path(__file__).resolve().parent.parent / "artifacts" / "models"
 DEFAULT_SYNTHETIC_ROWS = 100_000

@@ -8,7 +8,7 @@ import numpy as np
 import xgboost as xgb
 from sklearn.ensemble import IsolationForest
 
-from fraud_data import model_spec
+from training import spec as model_spec
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from fraud_data.thresholds import confusion_at
+from training.thresholds import confusion_at
 
 
 def model_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict:

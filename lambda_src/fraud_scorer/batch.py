@@ -22,15 +22,17 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes import KinesisStreamEvent
 from redis.exceptions import RedisError
 
+from contracts import metrics as metric_names
+from contracts import scorer_env
+from contracts.verdicts import verdict_for
 from fraud_scorer.config import Settings
 from fraud_scorer.events import Rejection, Transaction, decode_record
 from fraud_scorer.redis_connection import RedisConnector
 from fraud_scorer.sagemaker import BatchScorer, ScoringUnavailable
 from fraud_scorer.store import ScoredTransaction, TransactionStore
-from fraud_scorer.verdict import verdict_for
 
 # Same service as the handler's logger, so records go through its handler and formatting.
-logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "fraud-scorer"), child=True)
+logger = Logger(service=os.environ.get(scorer_env.POWERTOOLS_SERVICE_NAME, metric_names.SERVICE), child=True)
 
 
 @dataclass
@@ -104,7 +106,7 @@ class Scorer:
             return []
         pending = self.batch_scorer.start([txn.features_text for txn in unique])
         for txn in unique:
-            txn.document_head  # noqa: B018 - built (and cached) while the endpoints work
+            txn.features_text  # noqa: B018 - formatted (and cached) for the documents while the endpoints work
         try:
             scores = pending.result()
         except ScoringUnavailable as exc:

@@ -7,9 +7,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-DEFAULT_FRAUD_THRESHOLD = 0.5
-DEFAULT_ANOMALY_THRESHOLD = 3.0
-DEFAULT_TS_RETENTION_MS = 7 * 24 * 3600 * 1000
+from contracts import scorer_env as env_names
+from contracts.scorer_env import DEFAULT_ANOMALY_THRESHOLD, DEFAULT_FRAUD_THRESHOLD, DEFAULT_TS_RETENTION_MS
 
 
 class ConfigError(ValueError):
@@ -29,18 +28,18 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
-        redis_url = env.get("REDIS_URL") or None
-        redis_secret_arn = env.get("REDIS_SECRET_ARN") or None
+        redis_url = env.get(env_names.REDIS_URL) or None
+        redis_secret_arn = env.get(env_names.REDIS_SECRET_ARN) or None
         if not redis_url and not redis_secret_arn:
-            raise ConfigError("set REDIS_URL or REDIS_SECRET_ARN")
+            raise ConfigError(f"set {env_names.REDIS_URL} or {env_names.REDIS_SECRET_ARN}")
         return cls(
-            fraud_endpoint_name=_required(env, "FRAUD_ENDPOINT_NAME"),
-            anomaly_endpoint_name=_required(env, "ANOMALY_ENDPOINT_NAME"),
-            fraud_threshold=_number(env, "FRAUD_THRESHOLD", DEFAULT_FRAUD_THRESHOLD),
-            anomaly_threshold=_number(env, "ANOMALY_THRESHOLD", DEFAULT_ANOMALY_THRESHOLD),
+            fraud_endpoint_name=_required(env, env_names.FRAUD_ENDPOINT_NAME),
+            anomaly_endpoint_name=_required(env, env_names.ANOMALY_ENDPOINT_NAME),
+            fraud_threshold=_number(env, env_names.FRAUD_THRESHOLD, DEFAULT_FRAUD_THRESHOLD),
+            anomaly_threshold=_number(env, env_names.ANOMALY_THRESHOLD, DEFAULT_ANOMALY_THRESHOLD),
             redis_url=redis_url,
             redis_secret_arn=redis_secret_arn,
-            ts_retention_ms=int(_number(env, "TS_RETENTION_MS", DEFAULT_TS_RETENTION_MS)),
+            ts_retention_ms=int(_number(env, env_names.TS_RETENTION_MS, DEFAULT_TS_RETENTION_MS)),
         )
 
 

@@ -11,10 +11,8 @@ import base64
 import binascii
 import json
 import math
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from functools import cached_property
 from typing import Any
 
@@ -24,26 +22,17 @@ from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import (
     KinesisStreamRecordPayload,
 )
 
-FEATURE_COUNT = 30  # creditcard.csv: Time, V1..V28, Amount (fraud_data.schema.FEATURE_COUNT)
-AMOUNT_INDEX = 29
-MAX_RECORD_BYTES = 64 * 1024
-TRANSACTION_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-MAX_CARD_ID = 64
-MAX_LABEL_TEXT = 64
-V1_FIELDS = ("transaction_id", "timestamp", "card_id", "amount", "features")
-
-
-class RejectReason(StrEnum):
-    BAD_BASE64 = "bad_base64"
-    NOT_UTF8 = "not_utf8"
-    NOT_JSON = "not_json"
-    NOT_OBJECT = "not_object"
-    TOO_LARGE = "too_large"
-    UNKNOWN_SCHEMA = "unknown_schema"
-    MISSING_FIELD = "missing_field"
-    INVALID_FIELD = "invalid_field"
-    WRONG_FEATURE_COUNT = "wrong_feature_count"
-    NON_FINITE = "non_finite"
+from contracts.events import (
+    AMOUNT_INDEX,
+    FEATURE_COUNT,
+    MAX_CARD_ID,
+    MAX_LABEL_TEXT,
+    MAX_RECORD_BYTES,
+    TRANSACTION_ID,
+    V1_FIELDS,
+    EventFormat,
+    RejectReason,
+)
 
 
 @dataclass(frozen=True)
@@ -63,7 +52,7 @@ class Transaction:
     card_id: str
     amount: float
     features: tuple[float, ...]
-    format: str  # "v1" or "legacy"
+    format: EventFormat
     channel: str | None = None
     merchant: str | None = None
     label: int | None = None
@@ -71,20 +60,9 @@ class Transaction:
     @cached_property
     def features_text(self) -> str:
         """The features as comma-separated shortest round-trip numbers: the record's `text/csv` row
-        for the endpoints and, in brackets, its JSON array in the stored document. Formatting 30
+        for the endpoints and, in brackets, its JSON array in the stored document. Formatting the
         floats is the costliest step of both, so it is done once (by orjson)."""
         return orjson.dumps(self.features)[1:-1].decode()
-
-    @cached_property
-    def document_head(self) -> str:
-        """The stored document's JSON up to the scores: event fields, Kinesis position and format,
-        without the closing brace (the scores are appended once known; see store.ScoredTransaction)."""
-        fields = self.event_fields()
-        del fields["features"]
-        fields["kinesis"] = {"shard_id": self.ref.shard_id, "sequence_number": self.ref.sequence_number}
-        fields["format"] = self.format
-        head = orjson.dumps(fields).decode()
-        return f'{head[:-1]},"features":[{self.features_text}]'
 
     def event_fields(self) -> dict[str, Any]:
         fields: dict[str, Any] = {
@@ -194,7 +172,7 @@ def _v1(body: dict[str, Any], ref: RecordRef) -> Transaction:
         card_id=_text(body["card_id"], "card_id", MAX_CARD_ID),
         amount=amount,
         features=features,
-        format="v1",
+        format=EventFormat.V1,
         channel=_optional_text(body, "channel"),
         merchant=_optional_text(body, "merchant"),
         label=_label(body.get("label")),
@@ -225,7 +203,7 @@ def _legacy(body: dict[str, Any], ref: RecordRef) -> Transaction:
         card_id=f"legacy-{source_id}"[:MAX_CARD_ID],
         amount=_amount(features[AMOUNT_INDEX]),
         features=features,
-        format="legacy",
+        format=EventFormat.LEGACY,
         channel=str(source)[:MAX_LABEL_TEXT],
     )
 

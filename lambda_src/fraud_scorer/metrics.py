@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from fraud_scorer.verdict import Verdict
+from contracts import metrics as names
+from contracts.verdicts import Verdict
 
 if TYPE_CHECKING:
     from fraud_scorer.batch import BatchResult
@@ -15,25 +16,25 @@ if TYPE_CHECKING:
 
 def publish(metrics: Metrics, result: BatchResult) -> None:
     """Add the batch's counts to `metrics` (flushed by `log_metrics`) and emit endpoint latencies."""
-    metrics.add_metric(name="RecordsScored", unit=MetricUnit.Count, value=result.stored)
-    metrics.add_metric(name="RecordsRejected", unit=MetricUnit.Count, value=result.rejected)
+    metrics.add_metric(name=names.RECORDS_SCORED, unit=MetricUnit.Count, value=result.stored)
+    metrics.add_metric(name=names.RECORDS_REJECTED, unit=MetricUnit.Count, value=result.rejected)
     metrics.add_metric(
-        name="RecordsRetried", unit=MetricUnit.Count, value=len(result.failed_sequence_numbers)
+        name=names.RECORDS_RETRIED, unit=MetricUnit.Count, value=len(result.failed_sequence_numbers)
     )
     for verdict in Verdict:
         metrics.add_metric(
-            name=f"Verdict{verdict.value.capitalize()}",
+            name=names.verdict_metric(verdict),
             unit=MetricUnit.Count,
             value=result.verdicts[verdict.value],
         )
     # EndpointLatency carries its own `endpoint` dimension, so it cannot share the batch's metric set.
     for endpoint, latency_ms in result.endpoint_latency_ms.items():
         with single_metric(
-            name="EndpointLatency",
+            name=names.ENDPOINT_LATENCY,
             unit=MetricUnit.Milliseconds,
             value=latency_ms,
             namespace=metrics.namespace,
             default_dimensions=metrics.default_dimensions,
         ) as metric:
-            metric.add_dimension(name="service", value=metrics.service)
-            metric.add_dimension(name="endpoint", value=endpoint)
+            metric.add_dimension(name=names.SERVICE_DIMENSION, value=metrics.service)
+            metric.add_dimension(name=names.ENDPOINT_DIMENSION, value=endpoint)

@@ -8,7 +8,6 @@ scores — is a `ScoringUnavailable`: the caller retries the batch rather than g
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Sequence
@@ -16,8 +15,9 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
-CSV = "text/csv"
-JSON = "application/json"
+from contracts import sagemaker_formats as formats
+from contracts.sagemaker_formats import CSV, JSON
+
 # Both endpoints are called at once for every batch; two workers are all a container ever needs.
 _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="invoke-endpoint")
 
@@ -58,15 +58,11 @@ def csv_body(lines: Sequence[str]) -> bytes:
 
 
 def parse_xgboost(body: bytes, content_type: str) -> list[float]:
-    text = body.decode("utf-8")
-    if content_type.startswith(JSON):
-        return [float(item["score"]) for item in json.loads(text)["predictions"]]
-    # Older containers join predictions with commas, newer ones with newlines.
-    return [float(cell) for cell in text.replace("\n", ",").split(",") if cell.strip()]
+    return formats.parse_xgboost(body.decode("utf-8"), content_type)
 
 
 def parse_rcf(body: bytes, content_type: str) -> list[float]:
-    return [float(item["score"]) for item in json.loads(body.decode("utf-8"))["scores"]]
+    return formats.parse_rcf(body.decode("utf-8"))
 
 
 @dataclass(frozen=True)

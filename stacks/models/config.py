@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from stacks.config import ConfigError
+from contracts.scorer_env import DEFAULT_ANOMALY_THRESHOLD, DEFAULT_FRAUD_THRESHOLD
+from stacks.context import ConfigError, ContextReader
 from stacks.models.images import XGBOOST_VERSIONS
 
 # The public ULB credit-card dataset zip that AWS's own fraud-detection notebook reads (us-west-2).
 DEFAULT_DATA_SOURCE = "s3://sagemaker-e2e-solutions/fraud-detection/creditcardfraud.zip"
-DEFAULT_FRAUD_THRESHOLD = 0.5  # used only when training is skipped (docs/architecture.md)
-DEFAULT_ANOMALY_THRESHOLD = 3.0
 
 _INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
 # Instance families with local NVMe storage refuse an endpoint config KmsKeyId (SageMaker API rule).
@@ -24,15 +20,6 @@ _S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]/.+$")
 # SageMaker serverless inference limits.
 SERVERLESS_MEMORY_SIZES = (1024, 2048, 3072, 4096, 5120, 6144)
 SERVERLESS_MAX_CONCURRENCY = 200
-
-ContextGetter = Callable[[str, Any], Any]
-
-
-def _as_getter(context: Any) -> ContextGetter:
-    """Accept `get(key, default)` or the app's `stacks.config.ContextReader` (which has `raw(key)`)."""
-    if hasattr(context, "raw"):
-        return lambda key, default: context.raw(key)
-    return context
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,41 +54,41 @@ class ModelsConfig:
         return "file"
 
     @classmethod
-    def from_context(cls, context: ContextGetter) -> ModelsConfig:
+    def from_context(cls, ctx: ContextReader) -> ModelsConfig:
         """Read and validate the context keys; raises ConfigError (a ValueError) naming the key."""
-        get = _as_getter(context)
         d = cls()
         config = cls(
-            data_source=_text(get, "trainingDataSource", d.data_source),
-            synthetic_rows=_integer(
-                get, "trainingSyntheticRows", d.synthetic_rows, minimum=1_000, maximum=2_000_000
+            data_source=ctx.string(
+                "trainingDataSource", d.data_source, pattern=r"\S+", allowed="a non-empty string"
             ),
-            xgboost_version=_choice(get, "xgboostVersion", d.xgboost_version, XGBOOST_VERSIONS),
-            training_instance_type=_instance(get, "trainingInstanceType", d.training_instance_type),
-            transform_instance_type=_instance(get, "transformInstanceType", d.transform_instance_type),
+            synthetic_rows=ctx.integer(
+                "trainingSyntheticRows", d.synthetic_rows, minimum=1_000, maximum=2_000_000
+            ),
+            xgboost_version=ctx.choice("xgboostVersion", d.xgboost_version, XGBOOST_VERSIONS),
+            training_instance_type=_instance(ctx, "trainingInstanceType", d.training_instance_type),
+            transform_instance_type=_instance(ctx, "transformInstanceType", d.transform_instance_type),
             fraud_instance_type=_instance(
-                get, "fraudEndpointInstanceType", d.fraud_instance_type, encrypted_endpoint=True
+                ctx, "fraudEndpointInstanceType", d.fraud_instance_type, encrypted_endpoint=True
             ),
             anomaly_instance_type=_instance(
-                get, "anomalyEndpointInstanceType", d.anomaly_instance_type, encrypted_endpoint=True
+                ctx, "anomalyEndpointInstanceType", d.anomaly_instance_type, encrypted_endpoint=True
             ),
-            fraud_serverless=_boolean(get, "fraudEndpointServerless", d.fraud_serverless),
-            fraud_serverless_memory_mb=_choice(
-                get, "fraudServerlessMemoryMb", d.fraud_serverless_memory_mb, SERVERLESS_MEMORY_SIZES, int
+            fraud_serverless=ctx.boolean("fraudEndpointServerless", d.fraud_serverless),
+            fraud_serverless_memory_mb=ctx.choice(
+                "fraudServerlessMemoryMb", d.fraud_serverless_memory_mb, SERVERLESS_MEMORY_SIZES
             ),
-            fraud_serverless_max_concurrency=_integer(
-                get,
+            fraud_serverless_max_concurrency=ctx.integer(
                 "fraudServerlessMaxConcurrency",
                 d.fraud_serverless_max_concurrency,
                 minimum=1,
                 maximum=SERVERLESS_MAX_CONCURRENCY,
             ),
-            skip_training=_boolean(get, "skipTraining", d.skip_training),
-            fraud_model_data_url=_optional_s3(get, "fraudModelDataUrl"),
-            anomaly_model_data_url=_optional_s3(get, "anomalyModelDataUrl"),
-            fraud_threshold=_number(get, "fraudThreshold", d.fraud_threshold, minimum=0.0, maximum=1.0),
+            skip_training=ctx.boolean("skipTraining", d.skip_training),
+            fraud_model_data_url=_optional_s3(ctx, "fraudModelDataUrl"),
+            anomaly_model_data_url=_optional_s3(ctx, "anomalyModelDataUrl"),
+            fraud_threshold=ctx.number("fraudThreshold", d.fraud_threshold, minimum=0.0, maximum=1.0),
             # RCF scores are unbounded above; a cut-off below zero would flag every transaction.
-            anomaly_threshold=_number(get, "anomalyThreshold", d.anomaly_threshold, minimum=0.0, maximum=1e6),
+            anomaly_threshold=ctx.number("anomalyThreshold", d.anomaly_threshold, minimum=0.0, maximum=1e6),
         )
         config._validate_source()
         config._validate_skip_training()
@@ -135,65 +122,8 @@ class ModelsConfig:
             )
 
 
-def _raw(get: ContextGetter, key: str, default: Any) -> Any:
-    value = get(key, default)
-    # cdk.json lists every key; an empty string there means "use the default".
-    return default if value is None or value == "" else value
-
-
-def _text(get: ContextGetter, key: str, default: str) -> str:
-    value = _raw(get, key, default)
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(key, value, "a non-empty string")
-    return value.strip()
-
-
-def _boolean(get: ContextGetter, key: str, default: bool) -> bool:
-    value = _raw(get, key, default)
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    raise ConfigError(key, value, "true or false")
-
-
-def _integer(get: ContextGetter, key: str, default: int, *, minimum: int, maximum: int) -> int:
-    value = _raw(get, key, default)
-    allowed = f"an integer from {minimum} to {maximum}"
-    if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
-        value = int(value.strip())
-    # bool is an int subclass; `true` is never a count.
-    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
-        raise ConfigError(key, value, allowed)
-    return value
-
-
-def _number(get: ContextGetter, key: str, default: float, *, minimum: float, maximum: float) -> float:
-    value = _raw(get, key, default)
-    allowed = f"a number from {minimum} to {maximum}"
-    try:
-        if isinstance(value, bool):
-            raise ValueError(value)
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(key, value, allowed) from None
-    # The comparison is False for NaN, so NaN is refused with the out-of-range values.
-    if not minimum <= number <= maximum:
-        raise ConfigError(key, value, allowed)
-    return number
-
-
-def _choice(get: ContextGetter, key: str, default: Any, choices: tuple, cast: Callable = str) -> Any:
-    value = _raw(get, key, default)
-    with contextlib.suppress(TypeError, ValueError):
-        value = cast(value)  # "-c key=2048" arrives as a string
-    if value not in choices:
-        raise ConfigError(key, value, "one of " + ", ".join(map(str, choices)))
-    return value
-
-
-def _instance(get: ContextGetter, key: str, default: str, *, encrypted_endpoint: bool = False) -> str:
-    value = _text(get, key, default)
+def _instance(ctx: ContextReader, key: str, default: str, *, encrypted_endpoint: bool = False) -> str:
+    value = ctx.string(key, default)
     if not _INSTANCE_TYPE.match(value):
         raise ConfigError(key, value, "a SageMaker instance type like ml.m5.large")
     if encrypted_endpoint and _LOCAL_STORAGE_FAMILY.match(value):
@@ -206,10 +136,5 @@ def _instance(get: ContextGetter, key: str, default: str, *, encrypted_endpoint:
     return value
 
 
-def _optional_s3(get: ContextGetter, key: str) -> str | None:
-    value = _raw(get, key, None)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not _S3_URI.match(value):
-        raise ConfigError(key, value, "an s3://bucket/key URI")
-    return value
+def _optional_s3(ctx: ContextReader, key: str) -> str | None:
+    return ctx.optional_string(key, pattern=_S3_URI.pattern, allowed="an s3://bucket/key URI")

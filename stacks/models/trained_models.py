@@ -17,9 +17,9 @@ from stacks.models.permissions import (
     allow_sagemaker_logging,
     bucket_prefix_finding,
 )
-from stacks.models.runtime.naming import PREFIXES
-from stacks.models.runtime.sources import parse_s3_uri
 from stacks.models.training import TrainingRun
+from training.custom_resource.naming import PREFIXES
+from training.custom_resource.sources import parse_s3_uri
 
 MAX_ENDPOINT_NAME = 63
 

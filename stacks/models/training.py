@@ -1,6 +1,6 @@
 """Training during `cdk deploy`: a custom resource on the CDK Provider framework.
 
-on_event prepares the data (stdlib `fraud_data.prepare`, inside the Lambda) and starts the two
+on_event prepares the data (stdlib `training.prepare`, inside the Lambda) and starts the two
 training jobs; is_complete polls them, runs batch transforms to score the validation / training
 splits, and returns the model artifacts and data-driven thresholds as attributes. Job names are a
 hash of data + hyperparameters + image, so an unchanged input reuses the completed jobs.
@@ -30,20 +30,24 @@ from stacks.models.permissions import (
     sagemaker_name_prefix_finding,
     wildcard_resource,
 )
-from stacks.models.runtime.naming import JOB_PREFIX, MODEL_PREFIX, PREFIXES
-from stacks.models.runtime.sources import parse_s3_uri
+from training.custom_resource.naming import JOB_PREFIX, MODEL_PREFIX, PREFIXES
+from training.custom_resource.sources import parse_s3_uri
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-# The Lambda needs fraud_data/ and this runtime only; gitignore-style rules keep everything else out
-# (no copy of fraud_data/, and stacks/__init__.py stays out so nothing imports aws_cdk at run time).
+# The Lambda runs training/custom_resource/ with the stdlib-only code it imports: the contracts, the
+# data code and the shared model preparation. Gitignore-style rules keep everything else out (the local
+# twin's modules import xgboost and scikit-learn, which the Lambda does not have).
 RUNTIME_ASSET_RULES = [
     "/*",
+    "!/contracts",
     "!/fraud_data",
-    "!/stacks",
-    "/stacks/*",
-    "!/stacks/models",
-    "/stacks/models/*",
-    "!/stacks/models/runtime",
+    "!/training",
+    "/training/*",
+    "!/training/__init__.py",
+    "!/training/custom_resource",
+    "!/training/prepare.py",
+    "!/training/spec.py",
+    "!/training/thresholds.py",
     "__pycache__",
     "*.pyc",
 ]
@@ -98,7 +102,7 @@ class TrainingRun(Construct):
         self.on_event_function = self._function(
             "Prepare",
             code=code,
-            handler="stacks.models.runtime.handler.on_event",
+            handler="training.custom_resource.handler.on_event",
             # Preparation holds the dataset (~285k rows: ~7 s and ~160 MB locally) in memory and
             # writes the source and the splits (~400 MB for the ULB data) to /tmp.
             memory_size=2048,
@@ -108,7 +112,7 @@ class TrainingRun(Construct):
         self.is_complete_function = self._function(
             "Poll",
             code=code,
-            handler="stacks.models.runtime.handler.is_complete",
+            handler="training.custom_resource.handler.is_complete",
             memory_size=1024,
             timeout=Duration.minutes(5),
             ephemeral_storage_mb=512,

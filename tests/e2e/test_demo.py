@@ -1,4 +1,4 @@
-"""`make demo` itself: `python -m local.demo`, in-process, on its embedded defaults."""
+"""`make demo` itself: `python -m demo`, in-process, on its embedded defaults."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ SUMMARY = re.compile(
 def test_demo_prints_exactly_one_summary_line_with_nothing_lost(capsys, monkeypatch, tmp_path, local_models):
     # GIVEN no REDIS_URL (the demo starts its own Redis Stack) and the session's trained models
     monkeypatch.delenv("REDIS_URL", raising=False)
-    monkeypatch.setattr("local.pipeline.load_local_models", lambda _models_dir: local_models)
+    monkeypatch.setattr("demo.pipeline.load_local_models", lambda _models_dir: local_models)
 
     # WHEN the demo runs with a small count
     status = demo.main(

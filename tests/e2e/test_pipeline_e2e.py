@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from local.kinesis_trigger import TriggerSettings
-from local.pipeline import DEFAULT_TRIGGER, LocalPipeline, PipelineSettings
-from local.tally import lost
+from demo.pipeline import DEFAULT_TRIGGER, LocalPipeline, PipelineSettings
+from demo.tally import lost
+from emulators.kinesis_trigger import TriggerSettings
 
 pytestmark = pytest.mark.e2e
 

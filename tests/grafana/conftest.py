@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from local.kinesis_events import kinesis_event
+from emulators.kinesis_events import kinesis_event
 
 MINUTE_MS = 60_000
 

@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from fraud_scorer import schema
+from contracts import redis_keys as schema
 from grafana import DATASOURCE_TYPE, DATASOURCE_UID
 from grafana.queries import (
     PanelTarget,

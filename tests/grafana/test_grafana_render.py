@@ -50,7 +50,7 @@ def test_command_line_refuses_an_absolute_time(tmp_path, capsys):
 
 
 def test_command_line_explains_an_unreachable_redis_without_echoing_the_url(tmp_path, capsys):
-    from local.redis_stack import free_port
+    from emulators.redis_stack import free_port
 
     url = f"redis://default:s3cret-pass@127.0.0.1:{free_port()}/0"
     with pytest.raises(SystemExit) as exit_:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from grafana.config import GrafanaConfig
-from stacks.config import ConfigError, ContextReader
+from stacks.config import AppConfig, ConfigError, ContextReader, GrafanaConfig
 from tests.infra.synth import cdk_json_context
 
 CERTIFICATE_ARN = "arn:aws:acm:eu-west-1:123456789012:certificate/0f3a1b2c-3d4e-4f50-8a6b-7c8d9e0f1a2b"
@@ -13,7 +12,7 @@ CERTIFICATE_ARN = "arn:aws:acm:eu-west-1:123456789012:certificate/0f3a1b2c-3d4e-
 
 def read(**overrides) -> GrafanaConfig:
     context = {**cdk_json_context(), **overrides}
-    return GrafanaConfig.from_context(ContextReader(context.get))
+    return AppConfig.from_context(ContextReader(context.get)).grafana
 
 
 def test_cdk_json_defaults_are_closed_plain_http_x86():

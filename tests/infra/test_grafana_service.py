@@ -6,7 +6,7 @@ import pytest
 from aws_cdk.assertions import Match
 
 from grafana import IMAGE_PROVISIONING_PATH, IMAGE_PROVISIONING_TLS_PATH
-from grafana.infrastructure import ACCESS_LOG_PREFIX, GRAFANA_PORT
+from stacks.grafana import ACCESS_LOG_PREFIX, GRAFANA_PORT
 from stacks.redis.self_hosted import NAMESPACE
 from tests.grafana.provisioning_env import referenced_variables
 from tests.infra.synth import Synth, synth

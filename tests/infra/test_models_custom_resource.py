@@ -12,11 +12,11 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from fraud_data import prepare
 from fraud_data.schema import COLUMNS
 from fraud_data.synthetic import generate_rows
-from stacks.models.runtime import handler, naming, progress
-from stacks.models.runtime.handler import Trainer, TrainingFailed
+from training import prepare
+from training.custom_resource import handler, naming, progress
+from training.custom_resource.handler import Trainer, TrainingFailed
 
 BUCKET = "models-bucket"
 ROLE_ARN = "arn:aws:iam::123456789012:role/job-role"
@@ -189,7 +189,7 @@ def test_changed_hyperparameter_input_retrains_under_a_new_name(clients, monkeyp
     first = _create(trainer, stubber)
 
     # WHEN the XGBoost hyperparameters change (here: more boosting rounds)
-    monkeypatch.setattr("fraud_data.model_spec.XGBOOST_NUM_ROUND", 300)
+    monkeypatch.setattr("training.spec.XGBOOST_NUM_ROUND", 300)
     second = _create(trainer, stubber)
 
     # THEN the XGBoost job gets a new name (it retrains); the RCF job's inputs did not change

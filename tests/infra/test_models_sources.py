@@ -11,7 +11,7 @@ import urllib.error
 
 import pytest
 
-from stacks.models.runtime.sources import fetch, parse_s3_uri
+from training.custom_resource.sources import fetch, parse_s3_uri
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import boto3
 import pytest
 
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
@@ -23,6 +24,7 @@ from aws_cdk import aws_iam as iam  # noqa: E402
 from aws_cdk.assertions import Capture, Match, Template  # noqa: E402
 from cdk_nag import AwsSolutionsChecks  # noqa: E402
 
+from stacks.context import ContextReader  # noqa: E402
 from stacks.models import ModelsConfig, TrainedModels  # noqa: E402
 from stacks.models.images import REGISTRY_ACCOUNTS  # noqa: E402
 
@@ -50,7 +52,7 @@ def _synth(tmp_path_factory, name: str, context: dict) -> Synth:
     outdir = tmp_path_factory.mktemp(name)
     app = cdk.App(outdir=str(outdir))
     stack = cdk.Stack(app, "FraudDetection")
-    models = TrainedModels(stack, "Models", config=ModelsConfig.from_context(lambda k, d: context.get(k, d)))
+    models = TrainedModels(stack, "Models", config=ModelsConfig.from_context(ContextReader(context.get)))
     invoker = iam.Role(stack, "Invoker", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
     models.grant_invoke(invoker)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
@@ -189,8 +191,8 @@ def test_training_custom_resource_runs_on_the_provider_framework(trained):
         },
     )
     for handler, timeout in (
-        ("stacks.models.runtime.handler.on_event", 900),
-        ("stacks.models.runtime.handler.is_complete", 300),
+        ("training.custom_resource.handler.on_event", 900),
+        ("training.custom_resource.handler.is_complete", 300),
     ):
         t.has_resource_properties(
             "AWS::Lambda::Function", {"Handler": handler, "Runtime": "python3.14", "Timeout": timeout}
@@ -205,7 +207,7 @@ def test_training_custom_resource_runs_on_the_provider_framework(trained):
     )
 
 
-def test_custom_resource_code_holds_only_fraud_data_and_its_runtime(trained):
+def test_custom_resource_code_holds_only_its_runtime_and_what_it_imports(trained):
     manifest = json.loads((trained.outdir / "FraudDetection.assets.json").read_text())
     code_dirs = [
         trained.outdir / f["source"]["path"]
@@ -214,18 +216,25 @@ def test_custom_resource_code_holds_only_fraud_data_and_its_runtime(trained):
         and (trained.outdir / f["source"]["path"] / "fraud_data").is_dir()
     ]
     (code,) = code_dirs
-    top_level = sorted(p.name for p in code.iterdir())
-    assert top_level == ["fraud_data", "stacks"]
-    assert sorted(p.name for p in (code / "stacks").iterdir()) == ["models"]
-    assert sorted(p.name for p in (code / "stacks" / "models").iterdir()) == ["runtime"]
-    # The Lambda has the standard library and boto3 only: the runtime must import without the CDK.
+    assert sorted(p.name for p in code.iterdir()) == ["contracts", "fraud_data", "training"]
+    assert sorted(p.name for p in (code / "training").iterdir()) == [
+        "__init__.py",
+        "custom_resource",
+        "prepare.py",
+        "spec.py",
+        "thresholds.py",
+    ]
+    # The Lambda has the standard library and boto3 only: the runtime must import from this folder
+    # (-S: site-packages is added by hand for boto3, without its .pth files, so the project's editable
+    # install cannot stand in) and must not pull in the CDK or the data-science stack.
+    site_packages = str(Path(boto3.__file__).resolve().parents[1])
     probe = (
-        "import sys; sys.modules['aws_cdk'] = None; sys.modules['constructs'] = None; "
-        "import stacks.models.runtime.handler as h; assert callable(h.on_event) and callable(h.is_complete)"
+        f"import sys; sys.path[:0] = ['.']; sys.path.append({site_packages!r}); "
+        "import training.custom_resource.handler as h; "
+        "assert callable(h.on_event) and callable(h.is_complete); "
+        "assert all(m.split('.')[0] not in ('aws_cdk', 'numpy', 'xgboost') for m in sys.modules)"
     )
-    subprocess.run(
-        [sys.executable, "-c", probe], cwd=code, check=True, env={**os.environ, "PYTHONPATH": str(code)}
-    )
+    subprocess.run([sys.executable, "-S", "-c", probe], cwd=code, check=True)
 
 
 def _policies_of_role(synth: Synth, role_fragment: str) -> list[dict]:
@@ -377,7 +386,7 @@ def test_cfn_lint_finds_no_errors(synth_name, request):
 )
 def test_bad_context_fails_synthesis_with_the_key_named(context, key):
     with pytest.raises(ValueError, match=f"'{key}'"):
-        ModelsConfig.from_context(lambda k, d: context.get(k, d))
+        ModelsConfig.from_context(ContextReader(context.get))
 
 
 def test_context_strings_are_parsed_like_cdk_json_values():
@@ -387,8 +396,8 @@ def test_context_strings_are_parsed_like_cdk_json_values():
         "trainingSyntheticRows": "5000",
     }
     typed = {"fraudEndpointServerless": True, "fraudServerlessMemoryMb": 3072, "trainingSyntheticRows": 5000}
-    assert ModelsConfig.from_context(lambda k, d: strings.get(k, d)) == ModelsConfig.from_context(
-        lambda k, d: typed.get(k, d)
+    assert ModelsConfig.from_context(ContextReader(strings.get)) == ModelsConfig.from_context(
+        ContextReader(typed.get)
     )
-    # cdk.json lists keys with "" for "use the default"
-    assert ModelsConfig.from_context(lambda k, d: "") == ModelsConfig()
+    # "" means "use the default", as for every key
+    assert ModelsConfig.from_context(ContextReader(lambda k: "")) == ModelsConfig()

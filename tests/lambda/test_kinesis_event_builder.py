@@ -1,4 +1,4 @@
-"""local.kinesis_events builds the event Lambda receives from a Kinesis event source mapping."""
+"""emulators.kinesis_events builds the event Lambda receives from a Kinesis event source mapping."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from aws_lambda_powertools.utilities.data_classes import KinesisStreamEvent
 
-from local.kinesis_events import KinesisRecord, kinesis_event
+from emulators.kinesis_events import KinesisRecord, kinesis_event
 
 ARN = "arn:aws:kinesis:eu-west-1:111122223333:stream/tx"
 

@@ -1,4 +1,4 @@
-"""local.sagemaker_runtime answers boto3's sagemaker-runtime client as the real service would."""
+"""emulators.sagemaker_runtime answers boto3's sagemaker-runtime client as the real service would."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, ReadTimeoutError
 
-from local.sagemaker_runtime import SageMakerRuntimeServer, rcf_endpoint, xgboost_endpoint
+from emulators.sagemaker_runtime import SageMakerRuntimeServer, rcf_endpoint, xgboost_endpoint
 
 ROWS = b"0.25,1.0\n0.75,2.0\n"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fraud_scorer.config import ConfigError, Settings
-from fraud_scorer.verdict import Verdict, verdict_for
+from contracts.verdicts import Verdict, verdict_for
 
 BASE = {"REDIS_URL": "redis://localhost:6379/0", "FRAUD_ENDPOINT_NAME": "f", "ANOMALY_ENDPOINT_NAME": "a"}
 

@@ -8,8 +8,8 @@ import json
 import pytest
 from aws_lambda_powertools.utilities.data_classes import KinesisStreamEvent
 
+from emulators.kinesis_events import KinesisRecord, kinesis_event
 from fraud_scorer.events import MAX_RECORD_BYTES, Rejection, RejectReason, Transaction, decode_record
-from local.kinesis_events import KinesisRecord, kinesis_event
 
 SEQUENCE = "49650000000000000000000000000000000000000000000000000000042"
 ARRIVAL_S = 1_764_032_400.5

@@ -10,8 +10,8 @@ import logging
 import pytest
 
 import handler
-from local.kinesis_events import KinesisRecord, kinesis_event, next_sequence_number
-from local.sagemaker_runtime import rcf_endpoint, xgboost_endpoint
+from emulators.kinesis_events import KinesisRecord, kinesis_event, next_sequence_number
+from emulators.sagemaker_runtime import rcf_endpoint, xgboost_endpoint
 
 
 def predictable_fraud_probability(rows):
@@ -374,7 +374,7 @@ def test_redis_down_fails_everything_then_recovers(
 @pytest.mark.timeout(60)
 def test_unreachable_redis_port_fails_the_batch(scorer_env, monkeypatch, make_transaction, lambda_context):
     # GIVEN a Redis URL where nothing listens
-    from local.redis_stack import free_port
+    from emulators.redis_stack import free_port
 
     monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
     handler.reset_container_state()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import redis
 
-from fraud_scorer.schema import INDEX, ensure_schema, series_catalog
+from contracts.redis_keys import INDEX, series_catalog
+from fraud_scorer.schema import ensure_schema
 
 RETENTION_MS = 604_800_000
 THIRTY_DAYS_MS = 30 * 24 * 3600 * 1000

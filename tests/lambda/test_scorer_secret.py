@@ -11,7 +11,7 @@ import pytest
 import redis
 
 import handler
-from local.kinesis_events import kinesis_event
+from emulators.kinesis_events import kinesis_event
 
 
 @pytest.fixture

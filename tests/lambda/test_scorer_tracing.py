@@ -13,14 +13,10 @@ from pathlib import Path
 LAMBDA_SRC = Path(__file__).resolve().parents[2] / "lambda_src"
 REPO = LAMBDA_SRC.parent
 SCRIPT = """
-import json, sys
-sys.path[:0] = [sys.argv[1], sys.argv[2]]
+import json
 import handler
-from local.kinesis_events import kinesis_event
-
-class Context:
-    function_name = "fraud-scorer"; memory_limit_in_mb = 1024; aws_request_id = "r1"
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:fraud-scorer"
+from emulators.kinesis_events import kinesis_event
+from emulators.lambda_context import LocalLambdaContext as Context
 
 event = {"transaction_id": "traced", "timestamp": 1764032400000, "card_id": "c", "amount": 1.0,
          "features": [0.0] * 30}
@@ -44,7 +40,7 @@ def test_invocation_is_traced_when_running_in_lambda(scorer_env, redis_client):
 
     # WHEN a fresh interpreter (a cold container) handles one batch
     done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(LAMBDA_SRC), str(REPO)], env=env, capture_output=True, text=True
+        [sys.executable, "-c", SCRIPT], cwd=LAMBDA_SRC, env=env, capture_output=True, text=True
     )
 
     # THEN the batch was stored and a subsegment for the handler reached the daemon

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
-from fraud_data import prepare
 from fraud_data.synthetic import generate_rows
-from fraud_data.thresholds import anomaly_threshold, best_f1_threshold
 from training import models as model_fitting
+from training import prepare
 from training.__main__ import main
 from training.local_models import load, load_or_train
+from training.thresholds import anomaly_threshold, best_f1_threshold
 
 ROWS = 30_000  # small enough for CI, large enough for a few dozen frauds
 

@@ -1,4 +1,4 @@
-"""fraud_data.prepare: the one preparation used by SageMaker training (in the Lambda) and locally."""
+"""training.prepare: the one preparation used by SageMaker training (in the Lambda) and locally."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import zipfile
 
 import pytest
 
-from fraud_data import prepare
 from fraud_data.schema import COLUMNS
 from fraud_data.synthetic import generate_rows
+from training import prepare
 
 
 def _write_csv(path, rows, *, header=True, extra_lines=()):

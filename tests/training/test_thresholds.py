@@ -1,10 +1,10 @@
-"""fraud_data.thresholds on inputs whose answers are known by hand."""
+"""training.thresholds on inputs whose answers are known by hand."""
 
 from __future__ import annotations
 
 import pytest
 
-from fraud_data.thresholds import anomaly_threshold, best_f1_threshold, confusion_at
+from training.thresholds import anomaly_threshold, best_f1_threshold, confusion_at
 
 
 def test_best_f1_separable_scores_cut_halfway_between_the_classes():

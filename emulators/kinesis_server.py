@@ -22,7 +22,7 @@ import boto3
 from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
-from local.redis_stack import free_port
+from emulators.redis_stack import free_port
 
 REGION = "us-east-1"
 # moto accepts any key pair; these are placeholders, not credentials.

@@ -39,8 +39,8 @@ from aws_cdk.region_info import FactName
 from constructs import Construct
 
 from grafana import GRAFANA_DIR, IMAGE_PROVISIONING_PATH, IMAGE_PROVISIONING_TLS_PATH
-from grafana.config import GrafanaConfig
 from stacks.cluster import ServiceCluster
+from stacks.config import GrafanaConfig
 from stacks.log_retention import retention_days
 from stacks.platforms import ECS_CPU_ARCHITECTURE, IMAGE_PLATFORM
 from stacks.redis.connection import RedisConnection

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from fraud_data import model_spec
-from fraud_data.prepare import FEATURE_FILES, XGBOOST_FILES
-from stacks.models.runtime.naming import PREFIXES
+from training import spec as model_spec
+from training.custom_resource.naming import PREFIXES
+from training.prepare import FEATURE_FILES, XGBOOST_FILES
 
 MAX_TRAINING_SECONDS = 3600
 VOLUME_GB = 10

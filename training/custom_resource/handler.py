@@ -23,9 +23,9 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from fraud_data import prepare, thresholds
-from stacks.models.runtime import naming, progress, requests, sources
-from stacks.models.runtime.scores import parse_csv_scores, parse_json_scores, parse_labels
+from training import prepare, thresholds
+from training.custom_resource import naming, progress, requests, sources
+from training.custom_resource.scores import parse_csv_scores, parse_json_scores, parse_labels
 
 logger = logging.getLogger()
 logger.setLevel(logging.INFO)

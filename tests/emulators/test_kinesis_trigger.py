@@ -9,8 +9,8 @@ import uuid
 
 import pytest
 
-from local.kinesis_server import LocalKinesisServer
-from local.kinesis_trigger import (
+from emulators.kinesis_server import LocalKinesisServer
+from emulators.kinesis_trigger import (
     KinesisTrigger,
     OnFailureDestination,
     ShardCheckpoints,

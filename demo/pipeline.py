@@ -14,7 +14,6 @@ environment, as in Lambda; `stop()` puts the environment back.
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 import tempfile
@@ -27,16 +26,17 @@ from typing import Any
 
 import redis
 
-from local import tally as tallies
-from local.kinesis_server import REGION, LocalKinesisServer, read_stream
-from local.kinesis_trigger import (
+from contracts import scorer_env
+from demo import tally as tallies
+from emulators.kinesis_server import REGION, LocalKinesisServer, read_stream
+from emulators.kinesis_trigger import (
     KinesisTrigger,
     OnFailureDestination,
     ShardCheckpoints,
     TriggerSettings,
 )
-from local.redis_stack import REPO_ROOT, RedisStackServer
-from local.sagemaker_runtime import SageMakerRuntimeServer, rcf_endpoint, xgboost_endpoint
+from emulators.redis_stack import REPO_ROOT, RedisStackServer
+from emulators.sagemaker_runtime import SageMakerRuntimeServer, rcf_endpoint, xgboost_endpoint
 
 DEMO_DIR = REPO_ROOT / ".demo"
 DEFAULT_MODELS_DIR = REPO_ROOT / "artifacts" / "models"  # shared with `make train`
@@ -105,13 +105,11 @@ def load_local_models(models_dir: Path):
 
 
 def _scorer_handler() -> Callable[[dict[str, Any], Any], Any]:
-    lambda_src = str(REPO_ROOT / "lambda_src")
-    if lambda_src not in sys.path:
-        sys.path.insert(0, lambda_src)
-    module = importlib.import_module("handler")
+    from fraud_scorer import entry  # the Lambda function itself, unchanged
+
     # A previous pipeline in this process may have left clients for other servers behind.
-    module.reset_container_state()
-    return module.handler
+    entry.reset_container_state()
+    return entry.handler
 
 
 class _FunctionOutput:
@@ -255,11 +253,11 @@ class LocalPipeline:
     def scorer_env(self) -> dict[str, str]:
         """The Lambda's environment (docs/architecture.md), pointed at the local parts."""
         return {
-            "REDIS_URL": self.redis_url,
-            "FRAUD_ENDPOINT_NAME": FRAUD_ENDPOINT,
-            "ANOMALY_ENDPOINT_NAME": ANOMALY_ENDPOINT,
-            "FRAUD_THRESHOLD": repr(float(self.models.fraud_threshold)),
-            "ANOMALY_THRESHOLD": repr(float(self.models.anomaly_threshold)),
+            scorer_env.REDIS_URL: self.redis_url,
+            scorer_env.FRAUD_ENDPOINT_NAME: FRAUD_ENDPOINT,
+            scorer_env.ANOMALY_ENDPOINT_NAME: ANOMALY_ENDPOINT,
+            scorer_env.FRAUD_THRESHOLD: repr(float(self.models.fraud_threshold)),
+            scorer_env.ANOMALY_THRESHOLD: repr(float(self.models.anomaly_threshold)),
             "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": self.sagemaker.url,
             # moto and the stand-in accept any key pair; these are placeholders, not credentials.
             "AWS_ACCESS_KEY_ID": "testing",
@@ -270,7 +268,7 @@ class LocalPipeline:
             "AWS_EC2_METADATA_DISABLED": "true",
             # INFO logs (one line per rejected record) would drown the demo's output; warnings show.
             # The EMF metrics go to <work_dir>/lambda-stdout.log (see _FunctionOutput).
-            "POWERTOOLS_LOG_LEVEL": "WARNING",
+            scorer_env.POWERTOOLS_LOG_LEVEL: "WARNING",
             "POWERTOOLS_TRACE_DISABLED": "true",
             **self.settings.extra_env,
         }

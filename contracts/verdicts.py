@@ -1,4 +1,4 @@
-"""The verdict rule from docs/architecture.md."""
+"""The verdict rule (docs/architecture.md, *Verdict*) and the names every reader of verdicts uses."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ class Verdict(StrEnum):
     FRAUD = "fraud"
     SUSPICIOUS = "suspicious"
     LEGIT = "legit"
+
+
+VERDICTS: tuple[str, ...] = tuple(v.value for v in Verdict)
 
 
 def verdict_for(

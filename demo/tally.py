@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import redis
 
-INDEX = "idx:txn"
-REJECTED_STREAM = "txn:rejected"
-SCORED_SERIES = "ts:scored"
-VERDICTS = ("fraud", "suspicious", "legit")
+from contracts.redis_keys import INDEX, REJECTED_STREAM, TS_SCORED, txn_key, verdict_series
+from contracts.verdicts import VERDICTS
+
+SCORED_SERIES = TS_SCORED
 _FOREVER_MS = 10**13  # one aggregation bucket that spans every sample
 
 
@@ -145,7 +145,7 @@ class Audit:
         for verdict in VERDICTS:
             if self.verdict_samples[verdict] != getattr(tally, verdict):
                 found.append(
-                    f"ts:verdict:{verdict} counts {self.verdict_samples[verdict]}, "
+                    f"{verdict_series(verdict)} counts {self.verdict_samples[verdict]}, "
                     f"the index {getattr(tally, verdict)}"
                 )
         return found
@@ -161,13 +161,13 @@ def audit(client: redis.Redis, transaction_ids: Iterable[str]) -> Audit:
         chunk = ids[start : start + 5_000]
         pipe = client.pipeline(transaction=False)
         for transaction_id in chunk:
-            pipe.exists(f"txn:{transaction_id}")
+            pipe.exists(txn_key(transaction_id))
         missing += [tid for tid, exists in zip(chunk, pipe.execute(), strict=True) if not exists]
     return Audit(
         sent=len(ids),
         missing=missing,
         scored_samples=_series_sum(client, SCORED_SERIES),
-        verdict_samples={v: _series_sum(client, f"ts:verdict:{v}") for v in VERDICTS},
+        verdict_samples={v: _series_sum(client, verdict_series(v)) for v in VERDICTS},
     )
 
 

@@ -11,7 +11,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from fraud_data.model_spec import ANOMALY_STD_MULTIPLIER
+from training.spec import ANOMALY_STD_MULTIPLIER
 
 
 @dataclass(frozen=True)

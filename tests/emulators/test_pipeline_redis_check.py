@@ -9,8 +9,8 @@ import time
 import pytest
 import redis
 
-from local.pipeline import LocalPipeline, PipelineSettings
-from local.redis_stack import LIBSSL_DIR, _server_paths, free_port
+from demo.pipeline import LocalPipeline, PipelineSettings
+from emulators.redis_stack import LIBSSL_DIR, _server_paths, free_port
 
 
 @pytest.fixture
@@ -49,6 +49,6 @@ def test_a_redis_without_the_modules_is_refused_before_anything_starts(bare_redi
 
 def test_the_stack_server_passes_the_check(redis_url):
     # GIVEN the session's Redis Stack WHEN the pipeline checks it THEN nothing is raised
-    from local.pipeline import _check_redis
+    from demo.pipeline import _check_redis
 
     _check_redis(redis_url)

@@ -2,7 +2,7 @@
 
 It polls every shard of a stream with real GetShardIterator/GetRecords calls and invokes a handler
 callable (`handler(event, context)`, e.g. `lambda_src/handler.handler`) with events built by
-`local.kinesis_events.kinesis_event`, with the trigger's semantics:
+`emulators.kinesis_events.kinesis_event`, with the trigger's semantics:
 
 - one worker per shard, one batch in flight per shard, records in sequence order;
 - a batch is up to `batch_size` records (and at most Lambda's 6 MiB payload), sent when full or
@@ -35,13 +35,14 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from local.kinesis_events import KinesisRecord, kinesis_event
+from emulators.kinesis_events import KinesisRecord, kinesis_event
+from emulators.lambda_context import LocalLambdaContext
 
 log = logging.getLogger(__name__)
 
@@ -125,36 +126,6 @@ class OnFailureDestination:
             if self.path:
                 with self.path.open("a") as out:
                     out.write(json.dumps(entry) + "\n")
-
-
-@dataclass
-class LocalLambdaContext:
-    """The attributes of Lambda's context object that handlers and Powertools read."""
-
-    function_name: str = "fraud-scorer-local"
-    memory_limit_in_mb: int = 1024
-    timeout_s: float = 60.0
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    _started: float = field(default_factory=time.monotonic)
-
-    @property
-    def invoked_function_arn(self) -> str:
-        return f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}"
-
-    @property
-    def function_version(self) -> str:
-        return "$LATEST"
-
-    @property
-    def log_group_name(self) -> str:
-        return f"/aws/lambda/{self.function_name}"
-
-    @property
-    def log_stream_name(self) -> str:
-        return "local"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self.timeout_s - (time.monotonic() - self._started)) * 1000))
 
 
 @dataclass

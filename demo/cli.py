@@ -1,7 +1,7 @@
 """`make demo`: the whole pipeline on this machine, then one summary line counted from Redis.
 
-    python -m local.demo                      # 2000 transactions at 500/s
-    python -m local.demo --count 5000 --rate 500 --keep
+    python -m demo                      # 2000 transactions at 500/s
+    python -m demo --count 5000 --rate 500 --keep
 
 Starts Redis Stack (or uses $REDIS_URL), a local Kinesis API with a few shards, the local models
 behind a SageMaker-runtime stand-in, and the event source mapping running the real scoring Lambda;
@@ -20,9 +20,9 @@ import threading
 import time
 from pathlib import Path
 
-from local.pipeline import DEFAULT_MODELS_DIR, DEMO_DIR, LocalPipeline, PipelineSettings, now_ms
-from local.redis_stack import LIBSSL_DIR, _server_paths
-from local.tally import Tally, lost
+from demo.pipeline import DEFAULT_MODELS_DIR, DEMO_DIR, LocalPipeline, PipelineSettings, now_ms
+from demo.tally import Tally, lost
+from emulators.redis_stack import LIBSSL_DIR, _server_paths
 
 PROGRESS_EVERY_S = 0.5
 
@@ -47,7 +47,7 @@ DEFAULT_RATE = 500.0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m local.demo", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--count", type=_positive_int, default=2000, help="transactions to send (default 2000)"
     )

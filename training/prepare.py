@@ -25,9 +25,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fraud_data import model_spec
 from fraud_data.schema import COLUMNS, FEATURE_COUNT
 from fraud_data.synthetic import generate_rows
+from training import spec as model_spec
 
 SPLITS = ("train", "validation", "test")
 XGBOOST_FILES = {split: f"xgboost/{split}.csv" for split in SPLITS}

@@ -1,0 +1,48 @@
+"""The event schema on the stream (docs/architecture.md, *Event schema*): field names, limits and the
+reasons a record is rejected. The scorer's decoder enforces these; the producer builds events that
+satisfy them; tests round-trip the producer's events through the decoder.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+# creditcard.csv (the ULB dataset): Time, V1…V28, Amount, Class. The v1 event's `features` array.
+CREDITCARD_FEATURE_COLUMNS: tuple[str, ...] = ("Time", *(f"V{i}" for i in range(1, 29)), "Amount")
+CREDITCARD_LABEL_COLUMN = "Class"
+FEATURE_COUNT = len(CREDITCARD_FEATURE_COLUMNS)  # 30
+AMOUNT_INDEX = CREDITCARD_FEATURE_COLUMNS.index("Amount")
+
+MAX_RECORD_BYTES = 64 * 1024
+# Ids become parts of Redis keys: a closed alphabet keeps them from forming other keys or hash tags.
+TRANSACTION_ID_PATTERN = r"[A-Za-z0-9._:-]{1,128}"
+TRANSACTION_ID = re.compile(TRANSACTION_ID_PATTERN)
+MAX_CARD_ID = 64
+MAX_LABEL_TEXT = 64
+# The fields whose presence makes a JSON object a (v1) transaction event.
+V1_FIELDS: tuple[str, ...] = ("transaction_id", "timestamp", "card_id", "amount", "features")
+OPTIONAL_TEXT_FIELDS: tuple[str, ...] = ("channel", "merchant")
+LABEL_FIELD = "label"
+
+
+class RejectReason(StrEnum):
+    """Why a record was rejected: the `reason` of its entry in the rejected stream."""
+
+    BAD_BASE64 = "bad_base64"
+    NOT_UTF8 = "not_utf8"
+    NOT_JSON = "not_json"
+    NOT_OBJECT = "not_object"
+    TOO_LARGE = "too_large"
+    UNKNOWN_SCHEMA = "unknown_schema"
+    MISSING_FIELD = "missing_field"
+    INVALID_FIELD = "invalid_field"
+    WRONG_FEATURE_COUNT = "wrong_feature_count"
+    NON_FINITE = "non_finite"
+
+
+class EventFormat(StrEnum):
+    """The wire format a stored transaction arrived in (its document's `format`)."""
+
+    V1 = "v1"
+    LEGACY = "legacy"

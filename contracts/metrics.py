@@ -1,0 +1,21 @@
+"""CloudWatch metrics the scorer publishes (docs/architecture.md, *Metrics*): namespace, service and
+metric names, shared by the scorer, the alarms and the CloudWatch dashboard."""
+
+from __future__ import annotations
+
+from contracts.verdicts import Verdict
+
+NAMESPACE = "FraudDetection"
+SERVICE = "fraud-scorer"
+
+RECORDS_SCORED = "RecordsScored"
+RECORDS_REJECTED = "RecordsRejected"
+RECORDS_RETRIED = "RecordsRetried"
+ENDPOINT_LATENCY = "EndpointLatency"  # extra dimension `endpoint` = fraud | anomaly
+ENDPOINT_DIMENSION = "endpoint"
+SERVICE_DIMENSION = "service"
+
+
+def verdict_metric(verdict: Verdict | str) -> str:
+    """`VerdictFraud`, `VerdictSuspicious`, `VerdictLegit`."""
+    return f"Verdict{Verdict(verdict).value.capitalize()}"

@@ -1,0 +1,7 @@
+"""`python -m demo` (`make demo`)."""
+
+import sys
+
+from demo.cli import main
+
+sys.exit(main())
