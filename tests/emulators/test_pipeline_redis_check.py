@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from demo.pipeline import LocalPipeline, PipelineSettings
-from emulators.redis_stack import LIBSSL_DIR, _server_paths, free_port
+from emulators.redis_stack import LIBSSL_DIR, free_port, server_paths
 
 
 @pytest.fixture
@@ -20,7 +20,7 @@ def bare_redis(tmp_path):
     env = dict(os.environ)
     if LIBSSL_DIR.is_dir():
         env["LD_LIBRARY_PATH"] = str(LIBSSL_DIR)
-    server, _ = _server_paths()
+    server, _ = server_paths()
     process = subprocess.Popen(
         [str(server), "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--dir", str(tmp_path)],
         env=env,
@@ -47,8 +47,11 @@ def test_a_redis_without_the_modules_is_refused_before_anything_starts(bare_redi
     assert not pipeline.kinesis.running
 
 
-def test_the_stack_server_passes_the_check(redis_url):
-    # GIVEN the session's Redis Stack WHEN the pipeline checks it THEN nothing is raised
-    from demo.pipeline import _check_redis
+def test_the_stack_server_passes_the_check_and_a_refusal_names_the_url(redis_url):
+    from demo.pipeline import check_redis
 
-    _check_redis(redis_url)
+    # GIVEN the session's Redis Stack WHEN the pipeline checks it THEN it is accepted (None, no raise)
+    assert check_redis(redis_url) is None
+    # GIVEN nothing listening WHEN checked THEN the refusal says which Redis could not be used
+    with pytest.raises(RuntimeError, match="cannot use the Redis at REDIS_URL"):
+        check_redis(f"redis://127.0.0.1:{free_port()}/0")
