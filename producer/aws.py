@@ -16,10 +16,11 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 
+from contracts.stack_outputs import DEFAULT_STACK_NAME, STREAM_NAME
 from producer.errors import ProducerError
 
-DEFAULT_STACK = "FraudDetection"
-STREAM_OUTPUT = "StreamName"
+DEFAULT_STACK = DEFAULT_STACK_NAME
+STREAM_OUTPUT = STREAM_NAME
 
 # Standard retry mode: botocore retries failed calls (connection errors, 5xx, throttled calls) with
 # capped exponential backoff and jitter. Per-entry PutRecords failures are producer.sender's job.
