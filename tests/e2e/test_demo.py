@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from local import demo
+from demo import cli as demo
 
 pytestmark = pytest.mark.e2e
 
