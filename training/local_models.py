@@ -1,7 +1,10 @@
-"""Train, cache and serve the local models (what `make demo` scores with).
+"""Train, cache and serve the local models (what `make demo` scores with): the twins of the models the
+deployment trains, on the same prepared data (`training.prepare`, shared with the training custom
+resource).
 
-    models = load_or_train(Path("artifacts/models"), source="synthetic")
+    models = load_or_train(Path("artifacts/models"))          # simulated data, the spec's features
     models.fraud_probability(rows), models.anomaly_score(rows), models.fraud_threshold, …
+    models.feature_names                                       # the columns `rows` must have, in order
 
 Artifacts (under `artifacts_dir`): `prepared/` (the splits), `xgboost/xgboost-model` (the file name
 the built-in XGBoost container loads) and `xgboost/model.tar.gz` holding it,
@@ -24,13 +27,17 @@ import sklearn
 import xgboost as xgb
 from sklearn.ensemble import IsolationForest
 
-from fraud_data.schema import FEATURE_COUNT
+from contracts import features as feature_spec
 from training import models, prepare, report
 from training import spec as model_spec
 from training.thresholds import anomaly_threshold, best_f1_threshold
 
 DEFAULT_ARTIFACTS_DIR = Path(__file__).resolve().parent.parent / "artifacts" / "models"
 DEFAULT_SYNTHETIC_ROWS = 100_000
+DEFAULT_SOURCE = prepare.SIMULATED
+# The local twin's simulated data: the Handbook's density (2 terminals per card, 100x100 grid) at a size
+# that trains in about a minute here; the deployment and the model report use the full size.
+DEFAULT_SIMULATION = model_spec.SimulationSize(customers=1_000, terminals=2_000, days=120)
 ANOMALY_MODEL_NAME = "IsolationForest (local stand-in for Random Cut Forest)"
 METADATA = "models.json"
 XGBOOST_MODEL = Path("xgboost") / "xgboost-model"
@@ -46,30 +53,44 @@ class LocalModels:
     anomaly_threshold: float
     metadata: dict
 
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """The columns every row must have, in this order (the spec's MODEL_FEATURES, or creditcard.csv's
+        30 columns for that profile)."""
+        return tuple(self.metadata["feature_names"])
+
     def fraud_probability(self, rows: list[list[float]]) -> list[float]:
-        """XGBoost's P(fraud) per row of 30 features (creditcard.csv order)."""
-        return self.booster.inplace_predict(_matrix(rows)).tolist()
+        """XGBoost's P(fraud) per row of `feature_names`."""
+        return self.booster.inplace_predict(self._matrix(rows)).tolist()
 
     def anomaly_score(self, rows: list[list[float]]) -> list[float]:
         """The stand-in anomaly model's score per row; higher = more anomalous, as with RCF."""
-        return models.isolation_forest_scores(self.forest, _matrix(rows)).tolist()
+        return models.isolation_forest_scores(self.forest, self._matrix(rows)).tolist()
+
+    def _matrix(self, rows: list[list[float]]) -> np.ndarray:
+        matrix = np.asarray(rows, dtype=np.float64)
+        width = len(self.feature_names)
+        if matrix.ndim != 2 or matrix.shape[1] != width:
+            raise ValueError(f"expected rows of {width} features, got an array of shape {matrix.shape}")
+        return matrix
 
 
 def load_or_train(
     artifacts_dir: Path = DEFAULT_ARTIFACTS_DIR,
     *,
-    source: str | Path = "synthetic",
+    source: str | Path = DEFAULT_SOURCE,
     rows: int = DEFAULT_SYNTHETIC_ROWS,
+    simulation: model_spec.SimulationSize = DEFAULT_SIMULATION,
 ) -> LocalModels:
-    """The cached models when they were trained from `source` (and `rows`), else train them now."""
+    """The cached models when they were trained from `source` (`rows`, `simulation`), else train now."""
     artifacts_dir = Path(artifacts_dir)
-    wanted = cache_key(source, rows)
+    wanted = cache_key(source, rows, simulation)
     metadata_path = artifacts_dir / METADATA
     if metadata_path.exists():
         metadata = json.loads(metadata_path.read_text())
         if metadata.get("cache_key") == wanted:
             return load(artifacts_dir)
-    train(artifacts_dir, source=source, rows=rows)
+    train(artifacts_dir, source=source, rows=rows, simulation=simulation)
     return load(artifacts_dir)
 
 
@@ -91,14 +112,17 @@ def load(artifacts_dir: Path) -> LocalModels:
 def train(
     artifacts_dir: Path = DEFAULT_ARTIFACTS_DIR,
     *,
-    source: str | Path = "synthetic",
+    source: str | Path = DEFAULT_SOURCE,
     rows: int = DEFAULT_SYNTHETIC_ROWS,
+    simulation: model_spec.SimulationSize = DEFAULT_SIMULATION,
     command: str | None = None,
 ) -> dict:
     """Prepare the splits, fit both models, compute thresholds and the report; returns the report."""
     artifacts_dir = Path(artifacts_dir)
     (artifacts_dir / METADATA).unlink(missing_ok=True)  # the old cache is invalid from here on
-    manifest = prepare.prepare_source(source, artifacts_dir / "prepared", synthetic_rows=rows)
+    manifest = prepare.prepare_source(
+        source, artifacts_dir / "prepared", synthetic_rows=rows, simulation=simulation
+    )
     split = {
         name: models.load_xgboost_csv(artifacts_dir / "prepared" / prepare.XGBOOST_FILES[name])
         for name in prepare.SPLITS
@@ -118,8 +142,12 @@ def train(
         "command": command or _default_command(source, rows),
         "anomaly_model": ANOMALY_MODEL_NAME,
         "data": {
-            key: manifest[key] for key in ("source", "rows_valid", "rows_malformed", "splits", "sha256")
+            key: manifest[key]
+            for key in ("source", "rows_valid", "rows_malformed", "splits", "split", "sha256")
+            if key in manifest
         },
+        "features": manifest["feature_names"],
+        "feature_spec_version": manifest["feature_spec_version"],
         "xgboost": {
             "params": model_spec.XGBOOST_PARAMS,
             "trees": booster.num_boosted_rounds(),
@@ -139,7 +167,9 @@ def train(
     joblib.dump(forest, artifacts_dir / FOREST_MODEL)
     report.write(model_report, artifacts_dir / "report")
     metadata = {
-        "cache_key": cache_key(source, rows),
+        "cache_key": cache_key(source, rows, simulation),
+        "feature_names": manifest["feature_names"],
+        "feature_spec_version": manifest["feature_spec_version"],
         "fraud_threshold": fraud_choice.threshold,
         "anomaly_threshold": anomaly_cutoff,
         "anomaly_model": ANOMALY_MODEL_NAME,
@@ -149,10 +179,14 @@ def train(
     return model_report
 
 
-def cache_key(source: str | Path, rows: int) -> dict:
-    """What the cached models depend on: the data source, the spec and the libraries' versions."""
-    if str(source) == "synthetic":
-        origin: dict = {"kind": "synthetic", "rows": rows}
+def cache_key(
+    source: str | Path, rows: int, simulation: model_spec.SimulationSize = DEFAULT_SIMULATION
+) -> dict:
+    """What the cached models depend on: the data source, both specs and the libraries' versions."""
+    if str(source) == prepare.SIMULATED:
+        origin: dict = {"kind": "simulated", **simulation.as_dict()}
+    elif str(source) == prepare.SYNTHETIC:
+        origin = {"kind": "synthetic", "rows": rows}
     else:
         path = Path(source).resolve()
         stat = path.stat()
@@ -164,6 +198,8 @@ def cache_key(source: str | Path, rows: int) -> dict:
     }
     return {
         "source": origin,
+        "feature_spec_version": feature_spec.SPEC_VERSION,
+        "preparation_version": model_spec.PREPARATION_VERSION,
         "spec_sha256": hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest(),
         "xgboost": xgb.__version__,
         "sklearn": sklearn.__version__,
@@ -186,14 +222,9 @@ def _write_atomically(path: Path, text: str) -> None:
     os.replace(partial, path)
 
 
-def _matrix(rows: list[list[float]]) -> np.ndarray:
-    matrix = np.asarray(rows, dtype=np.float64)
-    if matrix.ndim != 2 or matrix.shape[1] != FEATURE_COUNT:
-        raise ValueError(f"expected rows of {FEATURE_COUNT} features, got an array of shape {matrix.shape}")
-    return matrix
-
-
 def _default_command(source: str | Path, rows: int) -> str:
-    if str(source) == "synthetic":
+    if str(source) == prepare.SIMULATED:
+        return "python -m training --source simulated"
+    if str(source) == prepare.SYNTHETIC:
         return f"python -m training --source synthetic --rows {rows}"
     return f"python -m training --source {Path(source).name}"
