@@ -17,3 +17,4 @@ ALARM_TOPIC_ARN = "AlarmTopicArn"
 ON_FAILURE_QUEUE_URL = "OnFailureQueueUrl"
 GRAFANA_URL = "GrafanaUrl"
 GRAFANA_ADMIN_SECRET_ARN = "GrafanaAdminSecretArn"  # noqa: S105 - an output's name
+FEATURE_SPEC_VERSION = "FeatureSpecVersion"  # the feature specification the models were trained with
