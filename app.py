@@ -21,6 +21,14 @@ def build_app(app: cdk.App) -> FraudDetectionStack:
 
 
 if __name__ == "__main__":
+    import sys
+
+    from stacks.context import ConfigError
+
     application = cdk.App()
-    build_app(application)
+    try:
+        build_app(application)
+    except ConfigError as exc:
+        # A bad context value is the user's to fix: one line on stderr, exit 1, no traceback.
+        sys.exit(f"cdk app: error: {exc}; fix the -c option or cdk.json (every key: docs/deploy.md)")
     application.synth()

@@ -13,8 +13,11 @@ import importlib
 import os
 import platform
 import re
+import sys
 import time
 from pathlib import Path
+
+import cli_errors
 
 BENCHMARKS = ("handler", "producer", "e2e")
 REPORT = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
@@ -44,8 +47,16 @@ def write_section(name: str, body: str, report: Path = REPORT) -> None:
     report.write_text(text)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+def main(argv: list[str] | None = None) -> int:
+    # Ctrl-C (a long benchmark) is one line and 130; a failure inside a benchmark is our bug: traceback.
+    return cli_errors.run("benchmarks", lambda: _main(argv))
+
+
+def _main(argv: list[str] | None) -> None:
+    # prog: run as `python -m benchmarks`, argparse would call itself "__main__.py".
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument(
         "names",
         nargs="*",
@@ -53,7 +64,7 @@ def main() -> None:
         help=f"benchmarks to run (default: all of {', '.join(BENCHMARKS)})",
     )
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     unknown = sorted(set(args.names) - set(BENCHMARKS))
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
@@ -67,4 +78,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

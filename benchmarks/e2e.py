@@ -1,6 +1,6 @@
 """End-to-end: producer -> Kinesis (moto) -> local trigger -> scoring Lambda -> local models -> Redis.
 
-At fixed producer rates (200, 1000 records/s and as fast as possible) we send synthetic transactions
+At fixed producer rates (200, 1000 records/s and as fast as possible) we send simulated transactions
 through the whole local pipeline and read everything back from Redis: how many were stored, the
 throughput (stored / time from the first event to the last score) and the p50/p99 of `latency_ms`
 (event time -> scored, per transaction, FT.AGGREGATE QUANTILE). The reference point is the offered
@@ -85,7 +85,8 @@ def run(quick: bool) -> str:
     lines = [
         "## End to end (local pipeline)",
         "",
-        "Synthetic transactions from the real producer into a 4-shard moto Kinesis stream, the local "
+        "Simulated transactions (v2: card, terminal, amount; features computed online, no backfill) "
+        "and their fraud reports from the real producer into a 4-shard moto Kinesis stream, the local "
         f"event source mapping (batches of up to {batch_size}, no batching window) invoking the real "
         "scoring Lambda, the locally trained models behind the SageMaker-runtime stand-in, and a real "
         "Redis Stack. Figures counted from Redis: stored documents, throughput = stored / (last "

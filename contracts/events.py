@@ -19,11 +19,26 @@ MAX_RECORD_BYTES = 64 * 1024
 TRANSACTION_ID_PATTERN = r"[A-Za-z0-9._:-]{1,128}"
 TRANSACTION_ID = re.compile(TRANSACTION_ID_PATTERN)
 MAX_CARD_ID = 64
+# card_id and terminal_id name per-entity keys (`card:{<id>}:events`): the same closed alphabet, and
+# never `{` or `}`, so the id is always the whole Redis Cluster hash tag.
+ENTITY_ID_PATTERN = r"[A-Za-z0-9._:-]{1,64}"
+ENTITY_ID = re.compile(ENTITY_ID_PATTERN)
 MAX_LABEL_TEXT = 64
 # The fields whose presence makes a JSON object a (v1) transaction event.
 V1_FIELDS: tuple[str, ...] = ("transaction_id", "timestamp", "card_id", "amount", "features")
+# v2 (behavioural profile): the features are computed online from the card's and terminal's state.
+V2_FIELDS: tuple[str, ...] = ("transaction_id", "timestamp", "card_id", "terminal_id", "amount")
 OPTIONAL_TEXT_FIELDS: tuple[str, ...] = ("channel", "merchant")
 LABEL_FIELD = "label"
+# A fraud report: {"type": "label", "transaction_id", "label": 0|1, "timestamp": when reported}.
+TYPE_FIELD = "type"
+LABEL_EVENT_TYPE = "label"
+TRANSACTION_EVENT_TYPE = "transaction"  # optional on transaction events
+LABEL_EVENT_FIELDS: tuple[str, ...] = ("type", "transaction_id", "label", "timestamp")
+# Event-time bounds: a timestamp later than now + MAX_CLOCK_SKEW_MS, or older than the raw time
+# series' retention (TS_RETENTION_MS), is rejected (a sample dated 2100 would make every later real
+# sample "too old" for the series).
+MAX_CLOCK_SKEW_MS = 5 * 60 * 1000
 
 
 class RejectReason(StrEnum):
@@ -39,10 +54,18 @@ class RejectReason(StrEnum):
     INVALID_FIELD = "invalid_field"
     WRONG_FEATURE_COUNT = "wrong_feature_count"
     NON_FINITE = "non_finite"
+    # Anything else that went wrong decoding one record (never fails the batch).
+    UNDECODABLE = "undecodable"
+    TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
+    # A label event naming a transaction Redis does not hold (never seen, or its document expired).
+    UNKNOWN_TRANSACTION = "unknown_transaction"
+    # A transaction id already stored with different content: kept aside, the first one stays.
+    DUPLICATE_ID_CONFLICT = "duplicate_id_conflict"
 
 
 class EventFormat(StrEnum):
     """The wire format a stored transaction arrived in (its document's `format`)."""
 
     V1 = "v1"
+    V2 = "v2"
     LEGACY = "legacy"

@@ -19,3 +19,9 @@ SERVICE_DIMENSION = "service"
 def verdict_metric(verdict: Verdict | str) -> str:
     """`VerdictFraud`, `VerdictSuspicious`, `VerdictLegit`."""
     return f"Verdict{Verdict(verdict).value.capitalize()}"
+
+
+# Issue 12/14.
+LABELS_APPLIED = "LabelsApplied"  # label events applied to a stored transaction (and its terminal)
+DUPLICATE_ID_CONFLICTS = "DuplicateIdConflicts"  # a reused transaction id with different content
+FEATURE_SPEC_MISMATCH = "FeatureSpecMismatch"  # records refused: FEATURE_SPEC_VERSION != the scorer's spec

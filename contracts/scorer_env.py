@@ -18,3 +18,12 @@ POWERTOOLS_LOG_LEVEL = "POWERTOOLS_LOG_LEVEL"
 DEFAULT_FRAUD_THRESHOLD = 0.5
 DEFAULT_ANOMALY_THRESHOLD = 3.0
 DEFAULT_TS_RETENTION_MS = 7 * 24 * 3600 * 1000
+
+# Issue 12/14: the online feature store and hostile input.
+# The feature-spec version the models were trained with; set and different from
+# contracts.features.SPEC_VERSION = the scorer refuses to score (records retried, FeatureSpecMismatch).
+FEATURE_SPEC_VERSION = "FEATURE_SPEC_VERSION"
+TXN_RETENTION_MS = "TXN_RETENTION_MS"  # transaction documents expire this long after they are stored
+REJECTED_KEEP_PAYLOAD = "REJECTED_KEEP_PAYLOAD"  # true = rejected entries keep up to 4 KiB of raw data
+DEFAULT_TXN_RETENTION_MS = 30 * 24 * 3600 * 1000
+DEFAULT_REJECTED_KEEP_PAYLOAD = False

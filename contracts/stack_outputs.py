@@ -18,3 +18,4 @@ ON_FAILURE_QUEUE_URL = "OnFailureQueueUrl"
 GRAFANA_URL = "GrafanaUrl"
 GRAFANA_ADMIN_SECRET_ARN = "GrafanaAdminSecretArn"  # noqa: S105 - an output's name
 FEATURE_SPEC_VERSION = "FeatureSpecVersion"  # the feature specification the models were trained with
+REDIS_GRAFANA_SECRET_ARN = "RedisGrafanaSecretArn"  # noqa: S105 - an output's name: the read-only user's login

@@ -37,9 +37,17 @@ from emulators.kinesis_trigger import (
 )
 from emulators.redis_stack import REPO_ROOT, RedisStackServer
 from emulators.sagemaker_runtime import SageMakerRuntimeServer, rcf_endpoint, xgboost_endpoint
+from fraud_data.simulator import SimulationConfig
+from fraud_data.transactions import Transactions
 
 DEMO_DIR = REPO_ROOT / ".demo"
 DEFAULT_MODELS_DIR = REPO_ROOT / "artifacts" / "models"  # shared with `make train`
+# The demo's world: the Handbook's generator at 2,000 cards and 4,000 terminals (its ratio of cards
+# to terminals, so per-terminal rates match the Handbook's), 45 days: 38 to backfill (the longest
+# window + delay is 37 days), the rest to stream.
+DEFAULT_WORLD = SimulationConfig(customers=2_000, terminals=4_000, days=45, seed=42)
+# In a live run time is compressed (hours of simulated activity in seconds): reports follow 2 s later.
+DEFAULT_LIVE_LABEL_DELAY_MS = 2_000
 FRAUD_ENDPOINT = "fraud-detection-xgboost"
 ANOMALY_ENDPOINT = "fraud-detection-rcf"
 
@@ -71,9 +79,12 @@ class PipelineSettings:
     # (clients, metrics buffer) assumes it: shards are polled in parallel, invocations take turns.
     serialize_invocations: bool = True
     extra_env: dict[str, str] = field(default_factory=dict)
+    # The simulated world the transactions come from (the demo backfills its first days, then
+    # streams the rest); the models are trained on another world of the same size.
+    world: SimulationConfig = field(default_factory=lambda: DEFAULT_WORLD)
 
 
-def _check_redis(url: str) -> None:
+def check_redis(url: str) -> None:
     """Fail at once, with a clear message, on a Redis the scorer cannot use (rather than retrying)."""
     with redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, protocol=2) as client:
         try:
@@ -97,11 +108,13 @@ def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def load_local_models(models_dir: Path):
-    """The locally trained models (trained on synthetic data on first use, then cached)."""
-    from training.local_models import load_or_train  # xgboost and sklearn: only when needed
+def load_local_models(models_dir: Path, world: SimulationConfig | None = None):
+    """The locally trained models on MODEL_FEATURES (trained on first use on a simulated world of the
+    same size as `world`, another seed; then cached)."""
+    from demo.models import load_or_train, training_world  # xgboost and sklearn: only when needed
 
-    return load_or_train(models_dir, source="synthetic")
+    world = world or DEFAULT_WORLD
+    return load_or_train(models_dir, training_world(world.customers, world.terminals))
 
 
 def _scorer_handler() -> Callable[[dict[str, Any], Any], Any]:
@@ -172,6 +185,8 @@ class LocalPipeline:
         self._handler = handler
         self._saved_env: dict[str, str | None] = {}
         self._tmp: tempfile.TemporaryDirectory | None = None
+        self._world_source = None
+        self._work_dir: Path = Path(".")
         self._output: _FunctionOutput | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -190,13 +205,13 @@ class LocalPipeline:
             self.redis_server = RedisStackServer(persistence=settings.redis_persistence).start()
             self.redis_url = self.redis_server.url
         else:
-            _check_redis(self.redis_url)
+            check_redis(self.redis_url)
         on_step(f"starting the local Kinesis API ({settings.shards} shards)")
         self.kinesis.start()
         self.kinesis.create_stream(settings.stream_name, shard_count=settings.shards)
         if self.models is None:
             on_step("loading the local models (trained on first run)")
-            self.models = load_local_models(settings.models_dir)
+            self.models = load_local_models(settings.models_dir, settings.world)
         self.sagemaker = SageMakerRuntimeServer(
             {
                 FRAUD_ENDPOINT: xgboost_endpoint(self.models.fraud_probability),
@@ -210,6 +225,7 @@ class LocalPipeline:
             self._tmp = tempfile.TemporaryDirectory(prefix="pipeline-")
             work_dir = Path(self._tmp.name)
         work_dir.mkdir(parents=True, exist_ok=True)
+        self._work_dir = work_dir
         self.on_failure = OnFailureDestination(work_dir / "on-failure.jsonl")
         on_step("starting the event source mapping")
         handler = self._handler or _scorer_handler()
@@ -252,7 +268,11 @@ class LocalPipeline:
 
     def scorer_env(self) -> dict[str, str]:
         """The Lambda's environment (docs/architecture.md), pointed at the local parts."""
+        # The skew guard: the scorer refuses to score with a feature spec other than the models'.
+        trained_with = getattr(self.models, "metadata", {}).get("feature_spec_version")
+        spec = {scorer_env.FEATURE_SPEC_VERSION: trained_with} if trained_with else {}
         return {
+            **spec,
             scorer_env.REDIS_URL: self.redis_url,
             scorer_env.FRAUD_ENDPOINT_NAME: FRAUD_ENDPOINT,
             scorer_env.ANOMALY_ENDPOINT_NAME: ANOMALY_ENDPOINT,
@@ -287,19 +307,84 @@ class LocalPipeline:
         self._saved_env.clear()
 
     # -- driving ---------------------------------------------------------------------------------
-    def produce(self, *, count: int, rate: float | None = None, seed: int = 42, progress=None):
-        """Send `count` synthetic transactions with the real producer; returns its Summary."""
-        from producer.replay import send
+    def world_source(self):
+        """The simulated world as the producer's `--source simulated` reads it (same key, so the same
+        checkpoint continues it); simulated once, on first use."""
+        from producer.source import SimulatedSource
 
-        return send(
-            self.settings.stream_name,
-            source="synthetic",
+        if self._world_source is None:
+            self._world_source = SimulatedSource(self.settings.world)
+        return self._world_source
+
+    def world(self) -> Transactions:
+        return self.world_source().load()
+
+    @property
+    def checkpoint_path(self) -> Path:
+        """Where the producer notes how far into the world it got: every `produce()` continues from
+        there, and so does the demo's printed "send more" command."""
+        return self._work_dir / "producer-checkpoint.json"
+
+    def produce(
+        self,
+        *,
+        count: int,
+        rate: float | None = None,
+        progress=None,
+        source: str | None = None,
+        seed: int = 42,
+        label_delay_ms: int = DEFAULT_LIVE_LABEL_DELAY_MS,
+        labels: str | None = None,
+    ):
+        """Send the world's next `count` transactions with the real producer, stamped with their send
+        times, each fraud followed by its label event `label_delay_ms` later; returns its Summary.
+        `source="synthetic"` sends the i.i.d. creditcard-shaped test rows instead (`seed`)."""
+        from producer.checkpoint import CheckpointStore
+        from producer.replay import Producer
+        from producer.source import open_source
+
+        if source is not None:
+            return Producer(
+                source=open_source(source, seed=seed),
+                stream_name=self.settings.stream_name,
+                kinesis_client=self.kinesis.client(),
+                count=count,
+                rate=rate,
+                progress=progress,
+            ).run()
+        extra = {"labels": labels} if labels else {}
+        return Producer(
+            source=self.world_source(),
+            stream_name=self.settings.stream_name,
+            kinesis_client=self.kinesis.client(),
             count=count,
             rate=rate,
-            seed=seed,
-            kinesis_client=self.kinesis.client(),
             progress=progress,
+            checkpoint=CheckpointStore(self.checkpoint_path),
+            resume=True,
+            shift_to_now=True,
+            label_delay_ms=label_delay_ms,
+            **extra,
+        ).run()
+
+    def backfill(self, days: int, *, end_ms: int | None = None):
+        """Warm start: the world's first `days` days into the feature state in bulk, shifted so the
+        last of them is just before `end_ms` (default now), and the producer's checkpoint set after
+        them, so the next `produce()` goes on with the transactions that follow. Returns
+        (BackfillStats, the history as loaded - with the shifted timestamps)."""
+        from demo.backfill import history, load_history, shift_to_end_at
+        from producer.checkpoint import Checkpoint, CheckpointStore
+        from producer.source import Position
+
+        rows = history(self.world(), days)
+        loaded = shift_to_end_at(rows, end_ms if end_ms is not None else now_ms())
+        with self.redis_client() as client:
+            stats = load_history(client, loaded)
+        source = self.world_source()
+        CheckpointStore(self.checkpoint_path).save(
+            Checkpoint(source.key, source.order, resume_at=Position(0, len(rows)))
         )
+        return stats, loaded
 
     def put_raw(self, data: bytes, *, partition_key: str) -> str:
         """Write one record as-is (e.g. a poison record); returns its sequence number."""

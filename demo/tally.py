@@ -13,11 +13,14 @@ from dataclasses import dataclass
 
 import redis
 
-from contracts.redis_keys import INDEX, REJECTED_STREAM, TS_SCORED, txn_key, verdict_series
+from contracts.redis_keys import INDEX, REJECTED_STREAM, TS_LATENCY_P99, TS_SCORED, txn_key, verdict_series
 from contracts.verdicts import VERDICTS
 
 SCORED_SERIES = TS_SCORED
 _FOREVER_MS = 10**13  # one aggregation bucket that spans every sample
+# RediSearch stops a query after 500 ms by default and then returns what it has (ON_TIMEOUT return):
+# an oracle must never count a partial result, so its queries run to the end (TIMEOUT 0 = none).
+NO_TIMEOUT = ("TIMEOUT", "0")
 
 
 @dataclass(frozen=True)
@@ -28,17 +31,36 @@ class Tally:
     rejected: int = 0
     latency_p50_ms: float | None = None
     latency_p99_ms: float | None = None
+    # The highest per-batch p99 the scorer wrote to ts:latency:p99: what the dashboard's latency
+    # panel shows at its peak ("slowest batch each minute"), named as such in the summary too.
+    slowest_batch_p99_ms: float | None = None
+    # Verdicts against the labels the fraud reports (label events) put on the documents.
+    reported_frauds: int = 0  # scored transactions whose document says label 1
+    true_positives: int = 0  # ... of which the verdict was fraud
 
     @property
     def stored(self) -> int:
         return self.fraud + self.suspicious + self.legit
+
+    @property
+    def precision(self) -> float | None:
+        """Share of `fraud` verdicts that were reported as fraud (None without fraud verdicts)."""
+        return self.true_positives / self.fraud if self.fraud else None
+
+    @property
+    def recall(self) -> float | None:
+        """Share of reported frauds whose verdict was `fraud` (None without reported frauds)."""
+        return self.true_positives / self.reported_frauds if self.reported_frauds else None
 
     def summary_line(self, sent: int) -> str:
         """The one line `make demo` ends with; lost = sent - (stored + rejected)."""
         return (
             f"{self.stored} transactions scored (fraud {self.fraud}, suspicious {self.suspicious}, "
             f"legit {self.legit}), {self.rejected} rejected, {lost(sent, self)} lost; "
-            f"latency p50 {_ms(self.latency_p50_ms)}, p99 {_ms(self.latency_p99_ms)}"
+            f"latency p50 {_ms(self.latency_p50_ms)}, p99 {_ms(self.latency_p99_ms)} "
+            f"(slowest batch's p99 {_ms(self.slowest_batch_p99_ms)}); "
+            f"fraud verdicts vs {self.reported_frauds} reported frauds: "
+            f"precision {_share(self.precision)}, recall {_share(self.recall)}"
         )
 
 
@@ -48,6 +70,10 @@ def lost(sent: int, tally: Tally) -> int:
 
 def _ms(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.0f} ms"
+
+
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
 
 
 def count(client: redis.Redis, *, since_ms: int = 0) -> Tally:
@@ -76,10 +102,13 @@ def count(client: redis.Redis, *, since_ms: int = 0) -> Tally:
             "AS",
             "p99",
         ) or [{}]
+        reported = _count(client, f"{query} @label:[1 1]")
+        caught = _count(client, f"{query} @label:[1 1] @verdict:{{fraud}}")
     except redis.ResponseError as exc:
         if "no such index" not in str(exc).lower():
             raise
-        groups, quantiles = [], {}  # nothing scored yet: the handler creates the index on first use
+        # nothing scored yet: the handler creates the index on first use
+        groups, quantiles, reported, caught = [], {}, 0, 0
     verdicts = {row.get("verdict"): int(row.get("n", 0)) for row in groups}
     return Tally(
         fraud=verdicts.get("fraud", 0),
@@ -88,7 +117,29 @@ def count(client: redis.Redis, *, since_ms: int = 0) -> Tally:
         rejected=count_rejected(client, since_ms=since_ms),
         latency_p50_ms=_float(quantiles.get("p50")),
         latency_p99_ms=_float(quantiles.get("p99")),
+        slowest_batch_p99_ms=slowest_batch_p99(client, since_ms=since_ms),
+        reported_frauds=reported,
+        true_positives=caught,
     )
+
+
+def _count(client: redis.Redis, query: str) -> int:
+    """How many documents match (FT.SEARCH ... LIMIT 0 0 answers with the total alone)."""
+    reply = client.execute_command("FT.SEARCH", INDEX, query, *NO_TIMEOUT, "LIMIT", "0", "0", "DIALECT", "2")
+    if isinstance(reply, dict):  # RESP3
+        return int(reply.get("total_results", 0))
+    return int(reply[0])
+
+
+def slowest_batch_p99(client: redis.Redis, *, since_ms: int = 0) -> float | None:
+    """The highest per-batch p99 latency sample (ts:latency:p99) at or after `since_ms`. Its samples
+    are stamped with the batch's newest event time, so this covers the batches of the same run."""
+    if not client.exists(TS_LATENCY_P99):
+        return None
+    samples = client.ts().range(
+        TS_LATENCY_P99, since_ms, "+", aggregation_type="max", bucket_size_msec=_FOREVER_MS
+    )
+    return max((float(value) for _, value in samples), default=None)
 
 
 def count_rejected(client: redis.Redis, *, since_ms: int = 0) -> int:
@@ -104,7 +155,7 @@ def count_rejected(client: redis.Redis, *, since_ms: int = 0) -> int:
 
 
 def _aggregate(client: redis.Redis, query: str, *args: str) -> list[dict[str, str]]:
-    reply = client.execute_command("FT.AGGREGATE", INDEX, query, *args, "DIALECT", "2")
+    reply = client.execute_command("FT.AGGREGATE", INDEX, query, *NO_TIMEOUT, *args, "DIALECT", "2")
     if isinstance(reply, dict):  # RESP3: {"results": [{"extra_attributes": {...}}, ...]}
         return [
             {_text(k): _text(v) for k, v in row.get("extra_attributes", {}).items()}

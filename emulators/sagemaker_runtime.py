@@ -11,6 +11,12 @@ retried by the standard retry mode, 4xx validation errors are not.
     with SageMakerRuntimeServer({"fraud": xgboost_endpoint(model.predict)}) as server:
         server.latency_s = 0.002      # every call
         server.fail_next(2)           # the next two calls answer 500
+
+A multi-container endpoint with direct invocation (`multi_container_endpoint({"fraud": ..., "anomaly":
+...})`) routes each call by its TargetContainerHostname header and refuses a call without one, as the
+service does; a single-container endpoint refuses a call that names a container. Bodies larger than
+`max_payload_bytes` (default: the real-time limit) are refused, and `payload_sizes` records every
+accepted body's size per endpoint, so tests can check what a client sends.
 """
 
 from __future__ import annotations
@@ -24,10 +30,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Protocol
 from urllib.parse import unquote
 
+from contracts.sagemaker_formats import REALTIME_MAX_PAYLOAD_BYTES
+
+TARGET_CONTAINER_HEADER = "X-Amzn-SageMaker-Target-Container-Hostname"
+
 # The error codes the real service uses for each status (botocore retries on the status for 5xx and
 # on the code for throttling).
 _ERROR_TYPES = {
     400: "ValidationError",
+    413: "ValidationError",
     424: "ModelError",
     429: "ThrottlingException",
     500: "InternalFailure",
@@ -107,6 +118,21 @@ def rcf_endpoint(score: Callable[[list[list[float]]], Sequence[float]]) -> Endpo
     return _RCFEndpoint(score)
 
 
+class MultiContainerEndpoint:
+    """Several containers behind one endpoint (InferenceExecutionConfig Mode=Direct)."""
+
+    def __init__(self, containers: dict[str, Endpoint]) -> None:
+        self.containers = dict(containers)
+
+    def invoke(self, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
+        raise InvalidInput("a multi-container endpoint needs TargetContainerHostname")
+
+
+def multi_container_endpoint(containers: dict[str, Endpoint]) -> MultiContainerEndpoint:
+    """One endpoint hosting `containers` (host name -> container), each invoked directly."""
+    return MultiContainerEndpoint(containers)
+
+
 class SageMakerRuntimeServer:
     """A threaded HTTP server for `POST /endpoints/{name}/invocations`. Context manager."""
 
@@ -114,6 +140,8 @@ class SageMakerRuntimeServer:
         self.endpoints = dict(endpoints)
         self.latency_s = 0.0
         self.calls = 0
+        self.max_payload_bytes = REALTIME_MAX_PAYLOAD_BYTES
+        self.payload_sizes: dict[str, list[int]] = {}  # "endpoint" or "endpoint/container" -> sizes
         self._host, self._port = host, port
         self._lock = threading.Lock()
         self._fail_next: list[int] = []
@@ -223,6 +251,25 @@ def _make_handler(server: SageMakerRuntimeServer) -> type[BaseHTTPRequestHandler
             endpoint = server.endpoints.get(name)
             if endpoint is None:
                 return self._error(400, f"Endpoint {name} of account 123456789012 not found.")
+            if length > server.max_payload_bytes:
+                return self._error(413, f"Request body of {length} bytes exceeds the maximum payload size.")
+            target = self.headers.get(TARGET_CONTAINER_HEADER)
+            key = name
+            if isinstance(endpoint, MultiContainerEndpoint):
+                if not target or target not in endpoint.containers:
+                    return self._error(
+                        400,
+                        f"Endpoint {name} is configured for direct invocation: TargetContainerHostname "
+                        f"must name one of {sorted(endpoint.containers)}, got {target!r}.",
+                    )
+                endpoint, key = endpoint.containers[target], f"{name}/{target}"
+            elif target:
+                return self._error(
+                    400,
+                    f"Endpoint {name} is not configured for direct invocation: no TargetContainerHostname.",
+                )
+            with server._lock:
+                server.payload_sizes.setdefault(key, []).append(length)
             content_type = self.headers.get("Content-Type", "application/octet-stream")
             accept = self.headers.get("Accept", "*/*")
             try:

@@ -18,7 +18,7 @@ import json
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -252,11 +252,19 @@ def run_dashboard(
     now_ms: int | None = None,
     *,
     time_from: str | None = None,
+    window: TimeRange | None = None,
+    bucket_ms: int | None = None,
 ) -> list[PanelResult]:
-    """Every panel's targets over the dashboard's time range (see `TimeRange`), in panel order."""
-    window = TimeRange.from_dashboard(dashboard, now_ms, time_from=time_from)
+    """Every panel's targets over the dashboard's time range (see `TimeRange`), in panel order.
+
+    `window` replaces the range (absolute, as a zoom in Grafana does); `bucket_ms` replaces every
+    aggregating target's bucket, as a finer interval would (a run of seconds in 1-minute buckets is
+    one bar)."""
+    window = window or TimeRange.from_dashboard(dashboard, now_ms, time_from=time_from)
     results: dict[int, list[TargetResult]] = {}
     for target in panel_targets(dashboard):
+        if bucket_ms is not None and target.target.get("bucket"):
+            target = replace(target, target={**target.target, "bucket": bucket_ms})
         results.setdefault(target.panel_id, []).append(run_target(client, target, window))
     return [
         PanelResult(panel=panel, results=tuple(results.get(int(panel["id"]), ())))

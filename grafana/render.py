@@ -16,6 +16,7 @@ import os
 import re
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
+import cli_errors
 from grafana.queries import (
     PanelResult,
     Table,
@@ -54,11 +56,18 @@ NAMED_COLOURS = {
 
 
 def render_dashboard(
-    redis_url: str, out_dir: Path, *, now_ms: int | None = None, time_from: str | None = None
+    redis_url: str,
+    out_dir: Path,
+    *,
+    now_ms: int | None = None,
+    time_from: str | None = None,
+    window: TimeRange | None = None,
+    bucket_ms: int | None = None,
 ) -> list[Path]:
     """Render every versioned dashboard from the Redis at `redis_url`; returns the PNG paths.
 
-    `time_from` ("now-15m") replaces the dashboards' default range, as picking a range in Grafana does.
+    `time_from` ("now-15m") replaces the dashboards' default range, as picking a range in Grafana does;
+    `window` (absolute) and `bucket_ms` zoom in, as the demo does on its live period.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -66,12 +75,44 @@ def render_dashboard(
     with connect(redis_url) as client:
         for path in dashboard_paths():
             dashboard = load_dashboard(path)
-            window = TimeRange.from_dashboard(dashboard, now_ms, time_from=time_from)
-            panels = run_dashboard(client, dashboard, now_ms=window.end_ms, time_from=time_from)
+            shown = window or TimeRange.from_dashboard(dashboard, now_ms, time_from=time_from)
+            panels = run_dashboard(client, dashboard, window=shown, bucket_ms=bucket_ms)
+            if bucket_ms is not None:
+                panels = [renamed_for_bucket(panel, bucket_ms) for panel in panels]
             target = out_dir / f"{dashboard['uid']}.png"
-            draw_dashboard(dashboard, panels, window).savefig(target, dpi=DPI, facecolor=BACKGROUND)
+            draw_dashboard(dashboard, panels, shown).savefig(target, dpi=DPI, facecolor=BACKGROUND)
             written.append(target)
     return written
+
+
+_PER_MINUTE = re.compile(r"(per|each) minute|/ min\b")
+
+
+def bucket_label(bucket_ms: int) -> str:
+    if bucket_ms % 60_000 == 0:
+        minutes = bucket_ms // 60_000
+        return "minute" if minutes == 1 else f"{minutes} min"
+    return f"{bucket_ms / 1000:g} s"
+
+
+def renamed_for_bucket(panel: PanelResult, bucket_ms: int) -> PanelResult:
+    """A panel drawn with another bucket than its JSON's 1 minute says so: "per minute", "each
+    minute" and "/ min" in its title and legends become the bucket actually used (a count per
+    500 ms must not be labelled per minute)."""
+    label = bucket_label(bucket_ms)
+
+    def rename(text: str) -> str:
+        return _PER_MINUTE.sub(
+            lambda m: f"/ {label}" if m.group(0).startswith("/") else f"{m.group(1)} {label}", text
+        )
+
+    results = tuple(
+        replace(result, series=tuple(replace(s, name=rename(s.name)) for s in result.series))
+        for result in panel.results
+    )
+    return PanelResult(
+        panel={**panel.panel, "title": rename(str(panel.panel.get("title", "")))}, results=results
+    )
 
 
 def draw_dashboard(dashboard: Mapping[str, Any], panels: Sequence[PanelResult], window: TimeRange) -> Figure:
@@ -291,14 +332,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.redis_url:
         parser.error("give --redis-url or set REDIS_URL")
+    # One line for a Redis URL the user got wrong; anything else is our bug and keeps its traceback.
+    return cli_errors.run("grafana.render", lambda: _render(args))
+
+
+def _render(args: argparse.Namespace) -> int:
+    hint = "give the Redis the scorer writes to as --redis-url redis://[user:password@]host:port/db"
     try:
+        redis.connection.parse_url(args.redis_url)
+    except ValueError as exc:  # redis-py's URL parser (its message never repeats the URL)
+        raise cli_errors.UserError(f"the Redis URL is not valid: {exc}", hint=hint) from exc
+    try:
+        _require_modules(args.redis_url)
         paths = render_dashboard(args.redis_url, args.out, time_from=args.time_from)
     except (redis.ConnectionError, redis.AuthenticationError) as exc:
         # The message names host and port, never the URL (which may carry a password).
-        parser.exit(2, f"grafana.render: cannot use Redis: {exc}\n")
+        raise cli_errors.UserError(f"cannot use Redis: {exc}", hint=hint) from exc
     for path in paths:
         print(path)
     return 0
+
+
+def _require_modules(redis_url: str) -> None:
+    """A Redis without JSON/Search/TimeSeries would give charts full of "unknown command": say so instead."""
+    with connect(redis_url) as client:
+        names = {str(module.get("name", "")).lower() for module in client.module_list()}
+        major = int(str(client.info("server").get("redis_version", "0")).split(".")[0])
+    if major >= 8:  # JSON, Search and TimeSeries are built in
+        return
+    wanted = {"ReJSON": {"rejson"}, "Search": {"search", "ft"}, "TimeSeries": {"timeseries"}}
+    absent = [name for name, aliases in wanted.items() if not aliases & names]
+    if absent:
+        raise cli_errors.UserError(
+            f"the Redis lacks {', '.join(absent)}, so it holds no scorer data",
+            hint="point --redis-url at the Redis the scorer writes to (Redis Stack or Redis 8)",
+        )
 
 
 if __name__ == "__main__":

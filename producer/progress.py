@@ -36,8 +36,11 @@ class Progress:
         total: int | None = None,
         bar_interval: float = 0.1,
         line_interval: float = 5.0,
+        dry_run: bool = False,
     ) -> None:
         self.stream = stream or sys.stderr
+        # A dry run sends nothing: its progress must not say "sent" (the records are printed).
+        self.verb = "would send" if dry_run else "sent"
         if mode is None:
             mode = Mode.BAR if self.stream.isatty() else Mode.LINES
         self.mode = mode
@@ -77,7 +80,10 @@ class Progress:
 
     def _counts(self, s: Snapshot) -> str:
         done = f"{s.sent:,}" if self.total is None else f"{s.sent:,}/{self.total:,}"
-        return f"sent {done} ({s.rate:,.0f} rec/s), retried {s.retried:,}, rejected rows {s.rejected_rows:,}"
+        return (
+            f"{self.verb} {done} ({s.rate:,.0f} rec/s), retried {s.retried:,}, "
+            f"rejected rows {s.rejected_rows:,}"
+        )
 
     def _bar(self, s: Snapshot, width: int = 24) -> str:
         if not self.total:

@@ -12,14 +12,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from fraud_data.simulator import SimulationConfig
 from producer.aws import make_client
 from producer.checkpoint import CheckpointStore, Watermark, default_path
 from producer.errors import ProducerError
-from producer.events import build_event, encode
+from producer.events import Row, SimRow, build_event, encode
+from producer.labels import (
+    DAY_MS,
+    DEFAULT_LABEL_DELAY_MS,
+    DEFAULT_LABELS,
+    LABEL_CHOICES,
+    MAX_LABEL_DELAY_MS,
+    LabelSchedule,
+)
 from producer.progress import Mode, Progress, Snapshot
 from producer.rate import RateLimiter
 from producer.sender import Backoff, Batch, Entry, KinesisSender
 from producer.source import Malformed, Position, Source, open_source
+
+LABEL_TICKET = -1  # label events have no read position: the checkpoint does not track them
 
 # With a rate limit, a batch waits at most this long for more records before it is sent, so low
 # rates send small batches promptly and high rates still fill them.
@@ -30,7 +41,8 @@ SLEEP_SLICE_SECONDS = 0.1  # a stop request is noticed within this time, even du
 
 @dataclass
 class Summary:
-    sent: int = 0  # records Kinesis accepted (printed ones with dry_run)
+    sent: int = 0  # transactions Kinesis accepted (printed ones with dry_run)
+    labels_sent: int = 0  # label events Kinesis accepted (printed ones with dry_run)
     retried: int = 0  # entries sent again after a throttled or failed attempt
     rejected_rows: int = 0  # malformed source rows, skipped
     elapsed_seconds: float = 0.0
@@ -52,6 +64,8 @@ class Summary:
             f"{self.sent:,} records {verb} in {self.elapsed_seconds:.1f} s ({self.rate:,.0f} rec/s); "
             f"retried {self.retried:,}, rejected rows {self.rejected_rows:,}"
         )
+        if self.labels_sent:
+            text += f"; {self.labels_sent:,} label events {verb}"
         return text + (" - interrupted, checkpoint saved" if self.interrupted and not self.dry_run else "")
 
 
@@ -81,9 +95,30 @@ class Producer:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        shift_to_now: bool = False,
+        labels: str = DEFAULT_LABELS,
+        label_delay_ms: int = DEFAULT_LABEL_DELAY_MS,
     ) -> None:
+        """`shift_to_now`: stamp simulator rows with the moment they are sent instead of their own
+        event time (rows without an event time of their own - creditcard.csv, synthetic - always
+        are). `labels`: which of the rows' labels go out as label events (`all`, `fraud`, `none`),
+        each `label_delay_ms` after its transaction in the stamped time."""
         if count is not None and count < 0:
             raise ProducerError("count must be >= 0")
+        if labels not in LABEL_CHOICES:
+            raise ProducerError(f"labels must be one of {', '.join(LABEL_CHOICES)}")
+        if not 0 <= label_delay_ms < MAX_LABEL_DELAY_MS:
+            raise ProducerError(
+                f"the label delay must be >= 0 and under {MAX_LABEL_DELAY_MS // DAY_MS} days: later "
+                "labels miss the terminal features that need them"
+            )
+        self.shift_to_now = shift_to_now
+        self.labels = labels
+        self.label_delay_ms = label_delay_ms
+        # Per-card order matters for simulator rows (the online features read a card's events in
+        # order; a report must follow its transaction): see producer.sender.Batch.one_per_key.
+        self.ordered = bool(getattr(source, "ordered_per_card", False))
+        self._last_stamp: int | None = None
         if not dry_run and (kinesis_client is None or not stream_name):
             raise ProducerError("a stream name and a Kinesis client are needed unless dry_run")
         self.source = source
@@ -123,25 +158,27 @@ class Producer:
         watermark = Watermark(start, already_done)
         started = self._clock()
         last_saved = started
-        batch = Batch()
+        batch = Batch(one_per_key=self.ordered)
         batch_deadline = 0.0
 
         def flush() -> None:
             nonlocal batch, last_saved
             if not batch:
                 return
-            entries, batch = batch.entries, Batch()
-            if self._sender is None:
-                for entry in entries:
-                    self.output.write(entry.data.decode() + "\n")
-                    watermark.done(entry.ticket)
-                summary.sent += len(entries)
-            else:
+            entries, batch = batch.entries, Batch(one_per_key=self.ordered)
 
-                def accepted(entry: Entry) -> None:
+            def accepted(entry: Entry) -> None:
+                if entry.ticket == LABEL_TICKET:
+                    summary.labels_sent += 1
+                else:
                     watermark.done(entry.ticket)
                     summary.sent += 1
 
+            if self._sender is None:
+                for entry in entries:
+                    self.output.write(entry.data.decode() + "\n")
+                    accepted(entry)
+            else:
                 result = self._sender.send(entries, accepted)
                 summary.retried += result.retried
                 summary.put_calls += result.calls
@@ -151,6 +188,21 @@ class Producer:
                 self._save(watermark)
                 last_saved = self._clock()
 
+        def add(entry: Entry) -> None:
+            nonlocal batch_deadline
+            if not batch.fits(entry):
+                flush()
+            if not batch:
+                batch_deadline = self._clock() + LINGER_SECONDS
+            batch.add(entry)
+            if batch.full:
+                flush()
+
+        def add_labels(reports: list[tuple[dict, str]]) -> None:
+            for event, partition_key in reports:
+                add(Entry(LABEL_TICKET, partition_key, encode(event)))
+
+        labels = LabelSchedule(self.labels, self.label_delay_ms)
         try:
             with self._sigint_stops_run():
                 taken = 0
@@ -172,21 +224,16 @@ class Producer:
                         if self._should_stop():
                             break
                     self._limiter.take()
+                    stamp = self._stamp(item)
+                    add_labels(labels.due(stamp))  # reports due by now go before this transaction
                     event = build_event(
-                        item,
-                        source_key=self.source.key,
-                        loop=position.loop,
-                        timestamp_ms=int(self._wall_clock() * 1000),
+                        item, source_key=self.source.key, loop=position.loop, timestamp_ms=stamp
                     )
-                    entry = Entry(watermark.issue(position), event["card_id"], encode(event))
-                    if not batch.fits(entry):
-                        flush()
-                    if not batch:
-                        batch_deadline = self._clock() + LINGER_SECONDS
-                    batch.add(entry)
+                    add(Entry(watermark.issue(position), event["card_id"], encode(event)))
+                    labels.schedule(item, event, stamp)
                     taken += 1
-                    if batch.full:
-                        flush()
+                # The run ends here: the reports not yet due are sent now (see producer.labels).
+                add_labels(labels.drain(self._last_stamp if self._last_stamp is not None else self._now_ms()))
                 flush()
         except KeyboardInterrupt:
             # A second Ctrl-C (or one outside our handler): entries of an interrupted call stay
@@ -202,6 +249,22 @@ class Producer:
                 self._save(watermark)
             self.progress.finish(summary.line())
         return summary
+
+    def _now_ms(self) -> int:
+        return int(self._wall_clock() * 1000)
+
+    def _stamp(self, item: Row | SimRow) -> int:
+        """The event time a row goes out with: a simulator row's own, unless `shift_to_now`; else the
+        moment it is sent, never earlier than the previous record's (the wall clock can step back)."""
+        if isinstance(item, SimRow) and not self.shift_to_now:
+            stamp = item.timestamp_ms
+        else:
+            stamp = self._now_ms()
+            if self._last_stamp is not None:
+                stamp = max(stamp, self._last_stamp)
+        if self.shift_to_now or isinstance(item, SimRow):
+            self._last_stamp = stamp
+        return stamp
 
     def _resume_point(self) -> tuple[Position, frozenset[Position]]:
         if not (self.resume and self.checkpoint):
@@ -267,15 +330,20 @@ def send(
     resume: bool = False,
     dry_run: bool = False,
     progress: Progress | None = None,
+    shift_to_now: bool = False,
+    labels: str = DEFAULT_LABELS,
+    label_delay_ms: int = DEFAULT_LABEL_DELAY_MS,
+    simulation: SimulationConfig | None = None,
 ) -> Summary:
-    """Send `count` records from `source` ("synthetic", a CSV path or a Source) to `stream_name`.
+    """Send `count` records from `source` ("synthetic", "simulated", a CSV path or a Source) to
+    `stream_name`; label events for simulator rows as `Producer` describes.
 
     Pass a boto3 Kinesis client, or an endpoint URL (e.g. a local moto server) to build one. A
     checkpoint is written only when `checkpoint_path` is given (or `resume` is set, then at the
     default place). Ctrl-C returns a Summary with `interrupted=True` instead of raising.
     """
     if isinstance(source, str):
-        source = open_source(source, seed=seed, shuffle=shuffle)
+        source = open_source(source, seed=seed, shuffle=shuffle, simulation=simulation)
     if kinesis_client is None and not dry_run:
         kinesis_client = make_client("kinesis", endpoint_url=endpoint_url, region=region)
     store = None
@@ -292,4 +360,7 @@ def send(
         resume=resume,
         dry_run=dry_run,
         progress=progress,
+        shift_to_now=shift_to_now,
+        labels=labels,
+        label_delay_ms=label_delay_ms,
     ).run()

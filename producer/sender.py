@@ -44,15 +44,30 @@ class Entry:
 
 @dataclass
 class Batch:
+    """One PutRecords call's entries.
+
+    `one_per_key`: at most one entry per partition key. Kinesis keeps a key's records in the order
+    it *accepts* them, and a call can accept a card's later entry while refusing its earlier one
+    (throttling): the retry would then land after it. With one entry per key per call, and each call
+    retried until all of it is accepted before the next is sent, every card's events reach the
+    stream in the order they were read - which the online features depend on (a card's transactions
+    in event order, a fraud report after its transaction)."""
+
     entries: list[Entry] = field(default_factory=list)
     size: int = 0
+    one_per_key: bool = False
+    keys: set[str] = field(default_factory=set)
 
     def fits(self, entry: Entry) -> bool:
+        if self.one_per_key and entry.partition_key in self.keys:
+            return False
         return len(self.entries) < MAX_RECORDS and self.size + entry.size <= MAX_BYTES
 
     def add(self, entry: Entry) -> None:
         self.entries.append(entry)
         self.size += entry.size
+        if self.one_per_key:
+            self.keys.add(entry.partition_key)
 
     @property
     def full(self) -> bool:

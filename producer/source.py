@@ -1,6 +1,8 @@
-"""Where rows come from: a creditcard.csv-shaped file or the seeded synthetic generator.
+"""Where rows come from: the transaction simulator (`simulated`), a simulator CSV, a creditcard.csv-
+shaped file (either shape also inside a .zip; detected from the header), or the i.i.d. `synthetic`
+test generator.
 
-A source yields `(Position, Row | Malformed)` pairs from any starting position, so a run can resume
+A source yields `(Position, Row | SimRow | Malformed)` pairs from any starting position, so a run can resume
 exactly where an earlier one stopped. A position is (pass number, place in that pass); the place
 equals the row index unless the file is shuffled. Malformed rows are yielded, not raised, so the
 caller counts them and carries on.
@@ -13,17 +15,23 @@ import hashlib
 import itertools
 import math
 import random
+import tempfile
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from contracts.events import ENTITY_ID, TRANSACTION_ID
 from fraud_data.schema import AMOUNT_INDEX, FEATURE_COLUMNS, FEATURE_COUNT, LABEL_COLUMN
+from fraud_data.simulator import SimulationConfig, simulate
 from fraud_data.synthetic import generate_rows
+from fraud_data.transactions import Transactions
 from producer.errors import ProducerError
-from producer.events import Row
+from producer.events import Row, SimRow
 
 SYNTHETIC = "synthetic"
+SIMULATED = "simulated"
 
 
 @dataclass(frozen=True, order=True)
@@ -196,10 +204,201 @@ def _label(cell: str) -> int | None:
     return int(value) if value in (0.0, 1.0) else None
 
 
-def open_source(spec: str, *, seed: int = 42, shuffle: bool = False) -> Source:
-    """`synthetic` or a path to a creditcard.csv-shaped file."""
+class TransactionsSource:
+    """Simulator transactions held in memory (`fraud_data.transactions.Transactions`), in event order.
+
+    Rows keep the dataset's own ids, so a row sent twice is the same transaction downstream; a
+    `--loop` pass after the first gets `-l<pass>` ids (its timestamps repeat the dataset's unless
+    the producer stamps send times)."""
+
+    order = "sequential"
+    ordered_per_card = True  # see producer.sender.Batch.one_per_key
+
+    def __init__(self, transactions: Transactions, *, key: str) -> None:
+        self.transactions = transactions
+        self.key = key
+
+    def read(self, start: Position, *, loop: bool) -> Iterator[tuple[Position, SimRow | Malformed]]:
+        table = self.transactions
+        current = start
+        while True:
+            for offset in range(current.offset, len(table)):
+                row = SimRow(
+                    offset,
+                    table.transaction_id[offset],
+                    table.timestamp[offset],
+                    table.card_id[offset],
+                    table.terminal_id[offset],
+                    table.amount[offset],
+                    table.label[offset],
+                )
+                yield Position(current.loop, offset), row
+            if not loop or not len(table):
+                return
+            current = Position(current.loop + 1, 0)
+
+
+class SimulatedSource(TransactionsSource):
+    """`--source simulated`: the Handbook-style simulator (`fraud_data.simulator`), run on first read.
+
+    The key names the simulation's parameters, so a checkpoint only resumes the same dataset."""
+
+    def __init__(self, config: SimulationConfig) -> None:
+        self.config = config
+        c = config
+        super().__init__(
+            Transactions(), key=f"simulated-{c.seed}-{c.customers}c-{c.terminals}t-{c.days}d-{c.start}"
+        )
+        self._simulated = False
+
+    def load(self) -> Transactions:
+        """The simulated transactions (simulated on the first call)."""
+        if not self._simulated:
+            self.transactions = simulate(self.config).transactions
+            self._simulated = True
+        return self.transactions
+
+    def read(self, start: Position, *, loop: bool) -> Iterator[tuple[Position, SimRow | Malformed]]:
+        self.load()
+        yield from super().read(start, loop=loop)
+
+
+class SimulatorCsvSource:
+    """A simulator CSV (`python -m fraud_data simulate`): `transaction_id, timestamp, card_id,
+    terminal_id, amount` and optional `label` (other columns, such as `scenario`, are ignored),
+    found by name in the header. Rows must be in event order, as the simulator writes them; a
+    malformed row is skipped and counted, like a malformed creditcard.csv row."""
+
+    order = "sequential"
+    ordered_per_card = True  # see producer.sender.Batch.one_per_key
+
+    def __init__(self, path: Path, *, display: str | None = None) -> None:
+        self.path = Path(path)
+        self.display = display or str(self.path)
+        digest = hashlib.sha256()
+        try:
+            with self.path.open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+            with self.path.open("r", encoding="utf-8", errors="replace", newline="") as handle:
+                header = [cell.strip() for cell in next(csv.reader(handle), [])]
+        except OSError as exc:
+            raise ProducerError(f"{self.display}: cannot read ({exc.strerror or exc})") from None
+        self.key = f"simcsv-{digest.hexdigest()[:12]}"
+        missing = [c for c in SIMULATOR_REQUIRED if c not in header]
+        if missing:
+            raise ProducerError(f"{self.display}: header lacks column(s) {', '.join(missing)}")
+        self._index = {name: header.index(name) for name in (*SIMULATOR_REQUIRED, "label") if name in header}
+
+    def read(self, start: Position, *, loop: bool) -> Iterator[tuple[Position, SimRow | Malformed]]:
+        current = start
+        while True:
+            produced_rows = False
+            with self.path.open("rb") as handle:
+                lines = itertools.islice(handle, 1 + current.offset, None)
+                for offset, line in enumerate(lines, start=current.offset):
+                    item = self._parse(offset, line)
+                    produced_rows = produced_rows or isinstance(item, SimRow)
+                    yield Position(current.loop, offset), item
+            if not loop or (not produced_rows and current.offset == 0):
+                return
+            current = Position(current.loop + 1, 0)
+
+    def _parse(self, index: int, raw: bytes) -> SimRow | Malformed:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return Malformed(index, "not UTF-8")
+        cells = next(csv.reader([text]), [])
+        at = self._index
+        if len(cells) <= max(at.values()):
+            return Malformed(index, f"{len(cells)} columns, expected {max(at.values()) + 1}")
+        tid, card, terminal = (cells[at[n]].strip() for n in ("transaction_id", "card_id", "terminal_id"))
+        if not TRANSACTION_ID.fullmatch(tid):
+            return Malformed(index, "transaction_id must be 1-128 chars of [A-Za-z0-9._:-]")
+        if not (ENTITY_ID.fullmatch(card) and ENTITY_ID.fullmatch(terminal)):
+            return Malformed(index, "card_id and terminal_id must be 1-64 chars of [A-Za-z0-9._:-]")
+        try:
+            timestamp = int(cells[at["timestamp"]])
+            amount = float(cells[at["amount"]])
+        except ValueError:
+            return Malformed(index, "timestamp (epoch ms) or amount is not a number")
+        if timestamp < 0 or not math.isfinite(amount) or amount < 0:
+            return Malformed(index, "negative timestamp, or amount negative or not finite")
+        label = None
+        if "label" in at:
+            label = _label(cells[at["label"]])
+            if label is None:
+                return Malformed(index, f"label is {cells[at['label']]!r}, expected 0 or 1")
+        return SimRow(index, tid, timestamp, card, terminal, amount, label)
+
+
+SIMULATOR_REQUIRED = ("transaction_id", "timestamp", "card_id", "terminal_id", "amount")
+
+
+class _Unzipped:
+    """The CSV inside a .zip (the Kaggle download of creditcard.csv is one), extracted to a temporary
+    directory that lives as long as the source: shuffling needs random access, which a compressed
+    member does not give. Same bytes, same content hash, so the same transaction ids as the CSV."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            archive = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise ProducerError(f"{path}: not a readable .zip ({exc})") from None
+        with archive:
+            members = [
+                m for m in archive.infolist() if m.filename.lower().endswith(".csv") and not m.is_dir()
+            ]
+            if len(members) != 1:
+                found = ", ".join(m.filename for m in members) or "none"
+                raise ProducerError(f"{path}: expected exactly one .csv inside the .zip, found {found}")
+            self._dir = tempfile.TemporaryDirectory(prefix="producer-zip-")
+            try:
+                self.csv_path = Path(archive.extract(members[0], self._dir.name))
+            except (OSError, zipfile.BadZipFile, RuntimeError) as exc:
+                raise ProducerError(f"{path}: cannot extract {members[0].filename} ({exc})") from None
+        self.display = f"{path}:{members[0].filename}"
+
+
+def detect_shape(path: Path) -> str:
+    """'simulator' when the header names card_id and terminal_id, else 'creditcard'."""
+    try:
+        with path.open("r", encoding="utf-8", errors="replace", newline="") as handle:
+            header = {cell.strip() for cell in next(csv.reader(handle), [])}
+    except OSError as exc:
+        raise ProducerError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    return "simulator" if {"card_id", "terminal_id"} <= header else "creditcard"
+
+
+def open_source(
+    spec: str, *, seed: int = 42, shuffle: bool = False, simulation: SimulationConfig | None = None
+) -> Source:
+    """`synthetic`, `simulated` (the simulator, with `simulation`'s parameters), or a path to a CSV of
+    either shape (creditcard.csv or the simulator's; detected from the header), or a .zip holding one."""
     if spec == SYNTHETIC:
         if shuffle:
             raise ProducerError("--shuffle needs a file source: synthetic rows are already random draws")
         return SyntheticSource(seed=seed)
-    return CsvSource(spec, shuffle=shuffle, seed=seed)
+    if spec == SIMULATED:
+        if shuffle:
+            raise ProducerError("--shuffle would break the event order the features are computed in")
+        return SimulatedSource(simulation or SimulationConfig(seed=seed))
+    path = Path(spec)
+    if path.is_dir():
+        raise ProducerError(f"{path}: is a directory, expected a CSV file (or a .zip holding one)")
+    if not path.is_file():
+        raise ProducerError(f"{path}: no such file")
+    keep_alive = None
+    display = str(path)
+    if path.suffix.lower() == ".zip":
+        keep_alive = _Unzipped(path)
+        path, display = keep_alive.csv_path, keep_alive.display
+    if detect_shape(path) == "simulator":
+        if shuffle:
+            raise ProducerError("--shuffle would break the event order the features are computed in")
+        source = SimulatorCsvSource(path, display=display)
+    else:
+        source = CsvSource(path, shuffle=shuffle, seed=seed)
+    source._keep_alive = keep_alive  # the extracted copy lives as long as the source
+    return source

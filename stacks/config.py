@@ -10,8 +10,10 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from contracts.stack_outputs import DEFAULT_STACK_NAME
 from stacks.context import ConfigError, ContextReader
 from stacks.models.config import ModelsConfig
+from stacks.presets import preset_name, with_preset
 
 ARCHITECTURES = ("x86_64", "arm64")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -94,6 +96,31 @@ class TriggerConfig:
         )
 
 
+# Fargate's task sizes: CPU units -> allowed task memory (MiB), as AWS lists them for the task
+# definition's `memory` (ECS API reference, RegisterTaskDefinition / TaskDefinition `memory`, and
+# https://docs.aws.amazon.com/AmazonECS/latest/userguide/task-cpu-memory-error.html). 8 and 16 vCPU
+# need Linux platform 1.4.0, which the Redis service gets (LATEST). Any other pair fails only at
+# deploy ("Invalid 'cpu' setting for task"); checked here at synth instead.
+FARGATE_TASK_MEMORY_MIB: dict[int, tuple[int, ...]] = {
+    256: (512, 1024, 2048),
+    512: (1024, 2048, 3072, 4096),
+    1024: tuple(range(2048, 8192 + 1, 1024)),
+    2048: tuple(range(4096, 16384 + 1, 1024)),
+    4096: tuple(range(8192, 30720 + 1, 1024)),
+    8192: tuple(range(16384, 61440 + 1, 4096)),
+    16384: tuple(range(32768, 122880 + 1, 8192)),
+}
+
+
+REDIS_APPEND_FSYNC = ("always", "everysec")
+
+
+def _fargate_memory_text(memory: tuple[int, ...]) -> str:
+    if len(memory) <= 4:
+        return ", ".join(map(str, memory))
+    return f"{memory[0]} to {memory[-1]} in steps of {memory[1] - memory[0]}"
+
+
 @dataclass(frozen=True)
 class RedisConfig:
     mode: str
@@ -106,6 +133,12 @@ class RedisConfig:
     # self-hosted mode
     cpu: int
     memory_mb: int
+    # external mode: an existing secret for the Grafana data source's read-only user
+    grafana_secret_arn: str | None = None
+    # external mode: plaintext accepted explicitly (redisAllowPlaintext=true)
+    allow_plaintext: bool = False
+    # self-hosted mode: the AOF's fsync policy (docs/redis.md, Durability)
+    append_fsync: str = "always"
 
     @property
     def self_hosted(self) -> bool:
@@ -127,13 +160,30 @@ class RedisConfig:
         )
         if mode == "external" and host is None:
             raise ConfigError("redisHost", None, "required when redisMode is 'external'")
-        cpu = ctx.integer("redisCpu", 512, minimum=256, maximum=16384)
+        cpu = ctx.choice("redisCpu", 512, FARGATE_TASK_MEMORY_MIB)
         memory_mb = ctx.integer("redisMemoryMb", 1024, minimum=512, maximum=122880)
+        if memory_mb not in FARGATE_TASK_MEMORY_MIB[cpu]:
+            raise ConfigError(
+                "redisMemoryMb",
+                memory_mb,
+                f"a Fargate task size: for redisCpu={cpu} one of "
+                f"{_fargate_memory_text(FARGATE_TASK_MEMORY_MIB[cpu])} (MiB)",
+            )
+        tls = ctx.boolean("redisTls", True)
+        allow_plaintext = ctx.boolean("redisAllowPlaintext", False)
+        if mode == "external" and not tls and not allow_plaintext:
+            # Passwords and card data would cross the internet in clear (issue 14.7).
+            raise ConfigError(
+                "redisTls",
+                tls,
+                "true for an external Redis (its password and the transactions travel over the "
+                "internet); to accept plaintext anyway set redisAllowPlaintext=true (docs/redis.md)",
+            )
         return cls(
             mode=mode,
             host=host,
             port=ctx.integer("redisPort", 6379, minimum=1, maximum=65535),
-            tls=ctx.boolean("redisTls", True),
+            tls=tls,
             username=ctx.optional_string(
                 "redisUsername", pattern=_REDIS_USERNAME, allowed="1-64 characters of [A-Za-z0-9._-]"
             ),
@@ -144,6 +194,15 @@ class RedisConfig:
             ),
             cpu=cpu,
             memory_mb=memory_mb,
+            grafana_secret_arn=ctx.optional_string(
+                "redisGrafanaSecretArn",
+                pattern=_SECRET_ARN,
+                allowed="the complete ARN of a Secrets Manager secret (ending in -XXXXXX)",
+            ),
+            allow_plaintext=allow_plaintext,
+            # always: a reply means the write is on EFS. everysec: faster, but a crash (even a killed
+            # process, while an fsync lags) can lose up to ~2 s of acknowledged writes.
+            append_fsync=ctx.choice("redisAppendFsync", "always", REDIS_APPEND_FSYNC),
         )
 
 
@@ -166,6 +225,8 @@ class AlarmsConfig:
 
 # Fargate CPU units and the memory sizes each allows (MiB), for the sizes Grafana is sensible on.
 _FARGATE_MEMORY = {256: (512, 1024, 2048), 512: (1024, 2048, 3072, 4096), 1024: (2048, 3072, 4096, 8192)}
+# A KMS key ARN: a key id (UUID) or a multi-Region key id (mrk-...).
+_KMS_KEY_ARN = r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/([0-9a-f-]{36}|mrk-[0-9a-f]{32})"
 _CERTIFICATE_ARN = r"arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}"
 _DOMAIN = r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
 
@@ -191,19 +252,44 @@ class GrafanaConfig:
     def open_to_internet(self) -> bool:
         return self.allowed_cidr is not None and ipaddress.ip_network(self.allowed_cidr).prefixlen == 0
 
+    @property
+    def single_address(self) -> bool:
+        """The allowed range is one host (/32): the only case plain HTTP is accepted."""
+        return self.allowed_cidr is not None and ipaddress.ip_network(self.allowed_cidr).num_addresses == 1
+
+    @staticmethod
+    def parse_allowed_cidr(raw: object) -> str:
+        """An IPv4 network exactly as written: host bits set or another IP family is a ConfigError.
+
+        `203.0.113.7/1` is refused rather than widened to `128.0.0.0/1` (what strict=False would open).
+        The load balancer is IPv4-only (ipAddressType ipv4), so an IPv6 range would admit no one.
+        """
+        key = "grafanaAllowedCidr"
+        text = str(raw).strip()
+        try:
+            network = ipaddress.ip_network(text, strict=False)
+        except ValueError as exc:
+            raise ConfigError(key, raw, "an IPv4 CIDR such as 203.0.113.7/32") from exc
+        if network.version != 4:
+            raise ConfigError(
+                key, raw, "an IPv4 CIDR: Grafana's load balancer serves IPv4 only (ipAddressType ipv4)"
+            )
+        if "/" not in text or str(network) != text:
+            host = text.split("/")[0]
+            raise ConfigError(
+                key,
+                raw,
+                f"a network without host bits set: this value would open {network} "
+                f"({network.num_addresses} addresses); for one address write {host}/32",
+            )
+        return text
+
     @classmethod
     def from_context(cls, ctx: ContextReader, *, log_retention_days: int) -> GrafanaConfig:
         cidr = None
         if ctx.is_set("grafanaAllowedCidr"):
-            raw = ctx.raw("grafanaAllowedCidr")
-            try:
-                # strict=False accepts "203.0.113.7/24"; the normalised network is what gets opened.
-                cidr = str(ipaddress.ip_network(str(raw).strip(), strict=False))
-            except ValueError as exc:
-                raise ConfigError(
-                    "grafanaAllowedCidr", raw, "an IPv4 or IPv6 CIDR such as 203.0.113.7/32"
-                ) from exc
-        cpu = ctx.choice("grafanaCpu", 512, _FARGATE_MEMORY)
+            cidr = cls.parse_allowed_cidr(ctx.raw("grafanaAllowedCidr"))
+        cpu = ctx.choice("grafanaCpu", 256, _FARGATE_MEMORY)
         memory_mb = ctx.integer("grafanaMemoryMb", 1024, minimum=512, maximum=8192)
         if memory_mb not in _FARGATE_MEMORY[cpu]:
             allowed = ", ".join(map(str, _FARGATE_MEMORY[cpu]))
@@ -216,6 +302,15 @@ class GrafanaConfig:
         )
         if domain_name is not None and certificate_arn is None:
             raise ConfigError("grafanaDomainName", domain_name, "only together with grafanaCertificateArn")
+        if cidr is not None and certificate_arn is None and ipaddress.ip_network(cidr).num_addresses > 1:
+            # The admin login and the session cookie would cross every network in the range in clear.
+            raise ConfigError(
+                "grafanaAllowedCidr",
+                cidr,
+                "a single address (/32) unless grafanaCertificateArn is set: without a certificate "
+                "Grafana is served over plain HTTP, which is accepted only for one address "
+                "(docs/grafana.md, HTTPS)",
+            )
         return cls(
             allowed_cidr=cidr,
             certificate_arn=certificate_arn,
@@ -238,18 +333,39 @@ class AppConfig:
     alarms: AlarmsConfig
     models: ModelsConfig
     grafana: GrafanaConfig
+    # `costPreset` (stacks/presets.py): which context defaults were applied.
+    cost_preset: str = "default"
+    # AZs that get an interface endpoint (the other AZs' subnets reach it across the VPC).
+    vpc_endpoint_azs: int = 1
+    # How private workloads reach AWS APIs: "endpoints" (isolated subnets) or "nat-instance".
+    vpc_egress: str = "endpoints"
+    # The customer-managed KMS key of an existing external Redis secret (redisSecretArn), if any:
+    # whoever reads the secret (scorer, Grafana's task execution role) needs kms:Decrypt on it.
+    redis_secret_key_arn: str | None = None
 
     @classmethod
     def from_context(cls, ctx: ContextReader) -> AppConfig:
+        cost_preset = preset_name(ctx)
+        ctx = with_preset(ctx)
         log_retention_days = read_log_retention_days(ctx)
+        vpc_max_azs = ctx.integer("vpcMaxAzs", 2, minimum=2, maximum=6)
+        redis_secret_key_arn = ctx.optional_string(
+            "redisSecretKmsKeyArn",
+            pattern=_KMS_KEY_ARN,
+            allowed="the ARN of a KMS key (arn:aws:kms:...:key/...)",
+        )
+        if redis_secret_key_arn is not None and not ctx.is_set("redisSecretArn"):
+            raise ConfigError(
+                "redisSecretKmsKeyArn", redis_secret_key_arn, "only together with redisSecretArn"
+            )
         return cls(
             stack_name=ctx.string(
                 "stackName",
-                "FraudDetection",
+                DEFAULT_STACK_NAME,
                 pattern=_STACK_NAME,
                 allowed="a CloudFormation stack name: a letter, then up to 54 letters, digits or '-'",
             ),
-            vpc_max_azs=ctx.integer("vpcMaxAzs", 2, minimum=2, maximum=6),
+            vpc_max_azs=vpc_max_azs,
             stream=StreamConfig.from_context(ctx),
             scorer=ScorerConfig.from_context(ctx, log_retention_days=log_retention_days),
             trigger=TriggerConfig.from_context(ctx),
@@ -257,4 +373,8 @@ class AppConfig:
             alarms=AlarmsConfig.from_context(ctx),
             models=ModelsConfig.from_context(ctx),
             grafana=GrafanaConfig.from_context(ctx, log_retention_days=log_retention_days),
+            cost_preset=cost_preset,
+            vpc_endpoint_azs=ctx.integer("vpcEndpointAzs", 1, minimum=1, maximum=vpc_max_azs),
+            vpc_egress=ctx.choice("vpcEgress", "endpoints", ("endpoints", "nat-instance")),
+            redis_secret_key_arn=redis_secret_key_arn,
         )

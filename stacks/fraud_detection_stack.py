@@ -175,6 +175,7 @@ class FraudDetectionStack(Stack):
         CfnOutput(self, outputs.STREAM_NAME, value=self.stream.stream.stream_name)
         CfnOutput(self, outputs.STREAM_ARN, value=self.stream.stream.stream_arn)
         CfnOutput(self, outputs.REDIS_SECRET_ARN, value=self.redis.secret.secret_arn)
+        CfnOutput(self, outputs.REDIS_GRAFANA_SECRET_ARN, value=self.redis.grafana_secret.secret_arn)
         CfnOutput(self, outputs.REDIS_ENDPOINT, value=self.redis.endpoint)
         CfnOutput(self, outputs.FRAUD_ENDPOINT_NAME, value=self.models.fraud_endpoint_name)
         CfnOutput(self, outputs.ANOMALY_ENDPOINT_NAME, value=self.models.anomaly_endpoint_name)

@@ -2,7 +2,9 @@
 
 Stateless: the image carries the plugin, the data source and the dashboards (grafana/Dockerfile), so a
 replaced task comes back identical and nothing needs EFS. Secrets reach the container only as ECS
-secrets (the admin password generated here, the Redis password from the Redis connection secret).
+secrets (the admin password and Grafana's secret key generated here; the read-only `grafana` Redis
+user's name and password from its secret). HTTPS is required unless one address may reach it
+(GrafanaConfig); under HTTPS cookies are Secure and HSTS is on (docs/grafana.md, docs/security.md).
 
 Where the tasks run depends on where Redis is:
 - Redis inside the VPC (self-hosted): the isolated subnets, next to Redis; the VPC endpoints the
@@ -14,10 +16,14 @@ Where the tasks run depends on where Redis is:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from aws_cdk import (
     Acknowledgment,
     Annotations,
+    Aws,
     CfnCondition,
+    CfnMapping,
     Duration,
     Fn,
     RemovalPolicy,
@@ -31,11 +37,13 @@ from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_ecs_patterns as ecs_patterns
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
-from aws_cdk.region_info import FactName
 from constructs import Construct
 
 from grafana import GRAFANA_DIR, IMAGE_PROVISIONING_PATH, IMAGE_PROVISIONING_TLS_PATH
@@ -44,11 +52,28 @@ from stacks.config import GrafanaConfig
 from stacks.log_retention import retention_days
 from stacks.platforms import ECS_CPU_ARCHITECTURE, IMAGE_PLATFORM
 from stacks.redis.connection import RedisConnection
+from stacks.regions import ELB_LOG_DELIVERY_PRINCIPAL, NO_ELB_ACCOUNT, elb_account_by_region
 
 GRAFANA_PORT = 3000
 ADMIN_USER = "admin"
 ACCESS_LOG_DAYS = 90
 ACCESS_LOG_PREFIX = "grafana"
+SECRET_KEY_LENGTH = 40
+HSTS_MAX_AGE_SECONDS = 31_536_000
+# The Secrets Manager calls that give a secret a new value (CloudTrail event names).
+SECRET_CHANGE_EVENTS = ("PutSecretValue", "UpdateSecret", "RotateSecret")
+# aws-events-targets.AwsApi's singleton function: "AWS" + its fixed uuid without dashes.
+AWS_API_SINGLETON_ID = "AWSb4cf1abd4e4f4bc699441af7ccd9ec37"
+
+
+@dataclass(frozen=True)
+class RedisLogin:
+    """How Grafana's data source logs in to Redis: a plain username (or None when it comes from a
+    secret), the ECS secrets to inject, and the secrets whose change must restart Grafana."""
+
+    username: str | None
+    secrets: dict[str, ecs.Secret]
+    watched: tuple[secretsmanager.ISecret, ...]
 
 
 class GrafanaService(Construct):
@@ -64,9 +89,27 @@ class GrafanaService(Construct):
         redis: RedisConnection,
         config: GrafanaConfig,
         redis_username: str | None = None,
+        redis_login_secret: secretsmanager.ISecret | None = None,
+        secret_key_arns: tuple[str, ...] = (),
+        restart_on_secret_change: bool = False,
+        private_subnets: ec2.SubnetSelection | None = None,
     ) -> None:
+        """`redis_login_secret`: a secret with `username` and `password` of Grafana's own read-only Redis
+        user; without it Grafana logs in with the connection secret's password as `redis_username`
+        (or `default`). `secret_key_arns`: customer-managed KMS keys that encrypt a secret Grafana
+        reads (the task execution role gets kms:Decrypt on them, through Secrets Manager only).
+        `restart_on_secret_change`: replace the tasks when a Redis secret Grafana reads changes.
+        """
         super().__init__(scope, construct_id)
         redis_in_vpc = redis.connections is not None
+        if config.allowed_cidr is not None and not config.https:
+            # GrafanaConfig accepts plain HTTP only for one address; say what that means at synth.
+            Annotations.of(self).add_warning_v2(
+                "grafana:plain-http",
+                f"Grafana is served over plain HTTP to {config.allowed_cidr} only: the login and the "
+                "session cookie travel unencrypted. Set -c grafanaCertificateArn=<ACM ARN> for HTTPS "
+                "(required for any wider range; docs/grafana.md).",
+            )
 
         self.admin_secret = secretsmanager.Secret(
             self,
@@ -77,13 +120,27 @@ class GrafanaService(Construct):
             ),
             removal_policy=RemovalPolicy.DESTROY,
         )
-        Validations.of(self.admin_secret).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-SMG4",
-                reason="Grafana reads the admin password from its environment when a task starts; a "
-                "rotation takes effect by redeploying the stateless service, not by a rotation Lambda.",
-            )
+        # Grafana signs and encrypts with this key (data source secrets in its database, cookies);
+        # its built-in default is public. Generated here, never in a file or the template.
+        self.secret_key = secretsmanager.Secret(
+            self,
+            "SecretKey",
+            description="Grafana's [security] secret_key (GF_SECURITY_SECRET_KEY)",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                exclude_punctuation=True, password_length=SECRET_KEY_LENGTH
+            ),
+            removal_policy=RemovalPolicy.DESTROY,
         )
+        for secret in (self.admin_secret, self.secret_key):
+            Validations.of(secret).acknowledge(
+                Acknowledgment(
+                    id="AwsSolutions-SMG4",
+                    reason="Grafana reads this secret from its environment when a task starts; the service "
+                    "is stateless (its database is rebuilt from provisioning), so a rotation takes effect "
+                    "by a new deployment, not by a rotation Lambda.",
+                )
+            )
+        redis_login = self._redis_login(redis, redis_username, redis_login_secret)
 
         self.log_group = logs.LogGroup(
             self,
@@ -99,6 +156,8 @@ class GrafanaService(Construct):
             internet_facing=True,
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC),
             drop_invalid_header_fields=True,
+            # IPv4 only: GrafanaConfig refuses an IPv6 allowed range for that reason.
+            ip_address_type=elbv2.IpAddressType.IPV4,
         )
         self._log_access(self.access_logs)
 
@@ -133,7 +192,9 @@ class GrafanaService(Construct):
             ),
             task_subnets=ec2.SubnetSelection(
                 subnet_type=ec2.SubnetType.PRIVATE_ISOLATED if redis_in_vpc else ec2.SubnetType.PUBLIC
-            ),
+            )
+            if private_subnets is None or not redis_in_vpc
+            else private_subnets,
             assign_public_ip=not redis_in_vpc,
             circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
             task_image_options=ecs_patterns.ApplicationLoadBalancedTaskImageOptions(
@@ -141,10 +202,11 @@ class GrafanaService(Construct):
                 container_port=GRAFANA_PORT,
                 container_name="grafana",
                 log_driver=ecs.LogDrivers.aws_logs(stream_prefix="grafana", log_group=self.log_group),
-                environment=self._environment(redis, config, redis_username),
+                environment=self._environment(redis, config, redis_login.username),
                 secrets={
                     "GF_SECURITY_ADMIN_PASSWORD": ecs.Secret.from_secrets_manager(self.admin_secret),
-                    "REDIS_PASSWORD": ecs.Secret.from_secrets_manager(redis.secret, "password"),
+                    "GF_SECURITY_SECRET_KEY": ecs.Secret.from_secrets_manager(self.secret_key),
+                    **redis_login.secrets,
                 },
             ),
         )
@@ -158,11 +220,39 @@ class GrafanaService(Construct):
         )
         self._allow_ingress(config)
         redis.allow_from(self.service)
+        self._grant_secret_keys(secret_key_arns)
+        self.redis_login_secrets = redis_login.watched
+        if restart_on_secret_change:
+            self.restart_rule: events.Rule | None = self._restart_on_change(
+                cluster.cluster, redis_login.watched
+            )
+        else:
+            self.restart_rule = None
 
         scheme = "https" if certificate else "http"
         host = config.domain_name or self.load_balancer.load_balancer_dns_name
         self.url = f"{scheme}://{host}"
         self._acknowledge_findings()
+
+    @staticmethod
+    def _redis_login(
+        redis: RedisConnection, username: str | None, login_secret: secretsmanager.ISecret | None
+    ) -> RedisLogin:
+        if login_secret is not None:
+            # Grafana's own read-only ACL user: both halves of the login from its secret.
+            return RedisLogin(
+                username=None,
+                secrets={
+                    "REDIS_USERNAME": ecs.Secret.from_secrets_manager(login_secret, "username"),
+                    "REDIS_PASSWORD": ecs.Secret.from_secrets_manager(login_secret, "password"),
+                },
+                watched=(login_secret,),
+            )
+        return RedisLogin(
+            username=username or "default",
+            secrets={"REDIS_PASSWORD": ecs.Secret.from_secrets_manager(redis.secret, "password")},
+            watched=(redis.secret,),
+        )
 
     @staticmethod
     def _environment(
@@ -175,10 +265,14 @@ class GrafanaService(Construct):
             "GF_PATHS_PROVISIONING": IMAGE_PROVISIONING_TLS_PATH if redis.tls else IMAGE_PROVISIONING_PATH,
             "REDIS_HOST": redis.host,
             "REDIS_PORT": str(redis.port),
-            "REDIS_USERNAME": redis_username or "default",
         }
+        if redis_username is not None:
+            environment["REDIS_USERNAME"] = redis_username
         if config.https:
+            # Cookies only over HTTPS, and browsers told to use HTTPS only for a year (HSTS).
             environment["GF_SECURITY_COOKIE_SECURE"] = "true"
+            environment["GF_SECURITY_STRICT_TRANSPORT_SECURITY"] = "true"
+            environment["GF_SECURITY_STRICT_TRANSPORT_SECURITY_MAX_AGE_SECONDS"] = str(HSTS_MAX_AGE_SECONDS)
         if config.domain_name:
             environment["GF_SERVER_ROOT_URL"] = f"https://{config.domain_name}/"
         return environment
@@ -210,17 +304,26 @@ class GrafanaService(Construct):
 
         `log_access_logs` needs a concrete region to pick the writer (the regional ELB account in
         regions older than August 2022, the log-delivery service principal in newer ones). This app is
-        environment-agnostic, so the bucket policy admits both: the ELB account from a region map
-        (the stack's own account where the map has no entry), and the service principal.
+        environment-agnostic, so the bucket policy admits both: the ELB account from this app's own
+        map, which has an entry for every supported Region (`stacks/regions.py`; the CDK's built-in
+        map lacks the newer Regions, and `Fn::FindInMap` on a missing key fails the deployment), or
+        the stack's own account where the Region has none; and the service principal.
         """
         stack = Stack.of(self)
         if not Token.is_unresolved(stack.region):
             self.load_balancer.log_access_logs(bucket, prefix=ACCESS_LOG_PREFIX)
             return
         objects = bucket.arn_for_objects(f"{ACCESS_LOG_PREFIX}/AWSLogs/{stack.account}/*")
-        elb_account = stack.regional_fact(FactName.ELBV2_ACCOUNT, "none")
+        writers = CfnMapping(
+            self,
+            "ElbLogWriter",
+            mapping={region: {"account": account} for region, account in elb_account_by_region().items()},
+        )
+        elb_account = writers.find_in_map(Aws.REGION, "account")
         legacy_region = CfnCondition(
-            self, "LegacyElbRegion", expression=Fn.condition_not(Fn.condition_equals(elb_account, "none"))
+            self,
+            "LegacyElbRegion",
+            expression=Fn.condition_not(Fn.condition_equals(elb_account, NO_ELB_ACCOUNT)),
         )
         writer = Fn.condition_if(
             legacy_region.logical_id,
@@ -236,7 +339,7 @@ class GrafanaService(Construct):
             iam.PolicyStatement(
                 actions=["s3:PutObject"],
                 resources=[objects],
-                principals=[iam.ServicePrincipal("logdelivery.elasticloadbalancing.amazonaws.com")],
+                principals=[iam.ServicePrincipal(ELB_LOG_DELIVERY_PRINCIPAL)],
             )
         )
         self.load_balancer.set_attribute("access_logs.s3.enabled", "true")
@@ -245,6 +348,83 @@ class GrafanaService(Construct):
         # The ALB checks that it may write when the attribute is set: the policy must exist first.
         assert bucket.policy is not None
         self.load_balancer.node.add_dependency(bucket.policy)
+
+    def _grant_secret_keys(self, key_arns: tuple[str, ...]) -> None:
+        """kms:Decrypt on customer-managed keys of secrets the task reads, via Secrets Manager only.
+
+        ECS fetches `secrets` with the task execution role; a secret encrypted with a customer key
+        needs kms:Decrypt on that key as well as secretsmanager:GetSecretValue (the key policy must
+        also allow this account's IAM policies, the default key policy does).
+        """
+        if not key_arns:
+            return
+        execution_role = self.fargate.task_definition.obtain_execution_role()
+        execution_role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["kms:Decrypt"],
+                resources=list(key_arns),
+                conditions={"StringEquals": {"kms:ViaService": f"secretsmanager.{Aws.REGION}.amazonaws.com"}},
+            )
+        )
+
+    def _restart_on_change(
+        self, cluster: ecs.ICluster, secrets: tuple[secretsmanager.ISecret, ...]
+    ) -> events.Rule:
+        """Replace Grafana's tasks when a Redis secret it reads gets a new value.
+
+        ECS injects secrets only when a task starts, so after `put-secret-value` Grafana would keep the
+        old password. CloudTrail delivers Secrets Manager's write calls to EventBridge ("AWS API Call
+        via CloudTrail", which needs a trail recording management events in this Region); this rule
+        matches them for these secrets, by the ARN CloudTrail records in the request (when the
+        caller names the secret by ARN) or in the response, and calls ECS UpdateService with
+        forceNewDeployment. New tasks fetch the new value; the old task keeps serving until the new
+        one is healthy (min healthy 100 %).
+        """
+        arns = [secret.secret_arn for secret in secrets]
+        rule = events.Rule(
+            self,
+            "RestartOnSecretChange",
+            description="Restart Grafana when its Redis secret changes (ECS reads secrets at task start)",
+            event_pattern=events.EventPattern(
+                source=["aws.secretsmanager"],
+                detail_type=["AWS API Call via CloudTrail"],
+                detail={
+                    "eventSource": ["secretsmanager.amazonaws.com"],
+                    "eventName": list(SECRET_CHANGE_EVENTS),
+                    "$or": [
+                        {"requestParameters": {"secretId": arns}},
+                        {"responseElements": {"arn": arns}},
+                    ],
+                },
+            ),
+        )
+        rule.add_target(
+            targets.AwsApi(
+                service="ECS",
+                action="updateService",
+                parameters={
+                    "cluster": cluster.cluster_name,
+                    "service": self.service.service_name,
+                    "forceNewDeployment": True,
+                },
+                policy_statement=iam.PolicyStatement(
+                    actions=["ecs:UpdateService"], resources=[self.service.service_arn]
+                ),
+            )
+        )
+        # AwsApi runs the call from one stack-wide singleton Lambda (its id is the CDK's fixed uuid).
+        helper = Stack.of(self).node.try_find_child(AWS_API_SINGLETON_ID)
+        assert isinstance(helper, lambda_.Function), "aws-events-targets.AwsApi changed its singleton id"
+        assert helper.role is not None
+        Validations.of(helper.role).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                "AWSLambdaBasicExecutionRole]",
+                reason="The CDK's AwsApi helper Lambda: AWS's minimal policy lets it write its own log "
+                "streams; its only other permission is ecs:UpdateService on the Grafana service.",
+            )
+        )
+        return rule
 
     def _allow_ingress(self, config: GrafanaConfig) -> None:
         ports = [443, 80] if config.https else [80]
@@ -255,11 +435,7 @@ class GrafanaService(Construct):
                 "set -c grafanaAllowedCidr=<your IP>/32 (docs/grafana.md).",
             )
             return
-        network = (
-            ec2.Peer.ipv6(config.allowed_cidr)
-            if ":" in config.allowed_cidr
-            else ec2.Peer.ipv4(config.allowed_cidr)
-        )
+        network = ec2.Peer.ipv4(config.allowed_cidr)  # IPv4 only, like the load balancer
         for port in ports:
             self.load_balancer.connections.allow_from(network, ec2.Port.tcp(port), "Grafana users")
         if config.open_to_internet:

@@ -32,6 +32,11 @@ def scorer_metric(name: str, *, statistic: str = "Sum") -> cloudwatch.Metric:
     )
 
 
+def alarm_arn_pattern() -> str:
+    """Every CloudWatch alarm of the deploying account in the stack's Region."""
+    return f"arn:{Aws.PARTITION}:cloudwatch:{Aws.REGION}:{Aws.ACCOUNT_ID}:alarm:*"
+
+
 def endpoint_metric(endpoint_name: str, name: str, *, statistic: str) -> cloudwatch.Metric:
     return cloudwatch.Metric(
         namespace="AWS/SageMaker",
@@ -70,6 +75,25 @@ class Monitoring(Construct):
             iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*"
         )
         self.topic = sns.Topic(self, "Topic", master_key=self.key, enforce_ssl=True)
+        # `enforce_ssl` gives the topic a policy of its own, which replaces SNS's default (owner-only)
+        # policy and holds only the TLS deny: without this statement CloudWatch may not publish and
+        # every alarm action fails. Only this account's alarms in this Region may use it: the
+        # aws:SourceAccount / aws:SourceArn conditions the SNS developer guide recommends against the
+        # confused deputy (docs.aws.amazon.com/sns/latest/dg/sns-access-policy-use-cases.html); the key
+        # grant above is what an encrypted topic needs as well (sns-key-management.html,
+        # "compatibility with AWS services"). The TLS deny still applies: CloudWatch publishes over TLS.
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowThisAccountsCloudWatchAlarms",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+                    "ArnLike": {"aws:SourceArn": alarm_arn_pattern()},
+                },
+            )
+        )
         if config.email is not None:
             self.topic.add_subscription(subscriptions.EmailSubscription(config.email))
         self._action = cloudwatch_actions.SnsAction(self.topic)

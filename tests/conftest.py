@@ -119,16 +119,18 @@ def make_transaction():
         card_id: str = "card-00001",
         **extra,
     ) -> dict:
+        from producer.events import transaction_event  # THE event builder (one for everyone)
+
         features = [0.0] * 30
         features[1], features[2], features[29] = fraud, anomaly, amount
-        return {
-            "transaction_id": transaction_id,
-            "timestamp": int(time.time() * 1000) if timestamp is None else timestamp,
-            "card_id": card_id,
-            "amount": amount,
-            "features": features,
+        return transaction_event(
+            transaction_id=transaction_id,
+            timestamp_ms=int(time.time() * 1000) if timestamp is None else timestamp,
+            card_id=card_id,
+            amount=amount,
+            features=features,
             **extra,
-        }
+        )
 
     return make
 

@@ -3,16 +3,59 @@
 from __future__ import annotations
 
 import argparse
+import csv
+import json
 import shlex
 import sys
 import time
+import traceback
+import zipfile
 from pathlib import Path
 
+import cli_errors
+from training import prepare
 from training.local_models import DEFAULT_ARTIFACTS_DIR, DEFAULT_SYNTHETIC_ROWS, train
 from training.report import write
 
+DATASET_HINT = (
+    "use creditcard.csv (Time, V1..V28, Amount, Class: Kaggle mlg-ulb/creditcardfraud, README 'Send "
+    "transactions') or --source synthetic"
+)
 
-def main(argv: list[str] | None = None) -> None:
+
+def _user_error(exc: BaseException, source: str, out: Path, since: float) -> cli_errors.UserError | None:
+    """The user's data, or None when `exc` is our bug (then it keeps its traceback)."""
+    manifest_path = out / "prepared" / prepare.MANIFEST
+    if manifest_path.is_file() and manifest_path.stat().st_mtime >= since:
+        manifest = json.loads(manifest_path.read_text())
+        splits = manifest["splits"]
+        fraud = sum(split["positives"] for split in splits.values())
+        if splits["validation"]["positives"] == 0 or splits["train"]["positives"] == 0:
+            # The split is stratified: each split gets its share of the fraud rows, but with fewer than 3
+            # there is none for validation, where the fraud threshold (best F1) is chosen.
+            return cli_errors.UserError(
+                f"--source {source}: {fraud} fraud row(s) (Class=1) in {manifest['rows_valid']} valid rows "
+                f"leave the validation split with {splits['validation']['positives']} and training with "
+                f"{splits['train']['positives']}, so no model or threshold can be fitted",
+                hint="use more --rows"
+                if source == "synthetic"
+                else "use a file with more fraud rows (at least 3, better hundreds: creditcard.csv has 492) "
+                "or --source synthetic",
+            )
+    data_errors = (ValueError, UnicodeDecodeError, csv.Error, zipfile.BadZipFile, EOFError, OSError)
+    frames = traceback.extract_tb(exc.__traceback__)
+    if isinstance(exc, data_errors) and any(Path(f.filename) == Path(prepare.__file__) for f in frames):
+        named = str(exc).startswith(Path(source).name)  # prepare's messages mostly start with the file
+        return cli_errors.UserError(str(exc) if named else f"--source {source}: {exc}", hint=DATASET_HINT)
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    # One line for the user's mistakes (bad --source, data that cannot train), a traceback for ours.
+    return cli_errors.run("training", lambda: _main(argv))
+
+
+def _main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
     parser.add_argument(
         "--source",
@@ -30,13 +73,23 @@ def main(argv: list[str] | None = None) -> None:
         help="also write the report to PREFIX.json and PREFIX.md (e.g. docs/model-report)",
     )
     args = parser.parse_args(argv)
-    if args.source != "synthetic" and not Path(args.source).is_file():
+    named_source = args.source in ("synthetic", "simulated")  # generated, not files
+    if not named_source and Path(args.source).is_dir():
+        parser.error(f"--source {args.source!r} is a directory: give the path of creditcard.csv or its .zip")
+    if not named_source and not Path(args.source).is_file():
         parser.error(f"--source {args.source!r}: no such file (or use 'synthetic')")
     if args.rows < 1000:
         parser.error("--rows must be at least 1000")
     command = "python -m training " + shlex.join(argv if argv is not None else sys.argv[1:])
     started = time.perf_counter()
-    report = train(args.out, source=args.source, rows=args.rows, command=command.strip())
+    started_at = time.time() - 1  # file times: a manifest written by this run is newer
+    try:
+        report = train(args.out, source=args.source, rows=args.rows, command=command.strip())
+    except Exception as exc:
+        error = _user_error(exc, args.source, args.out, since=started_at)
+        if error is None:
+            raise
+        raise error from exc
     elapsed = time.perf_counter() - started
     fraud, anomaly = report["test"]["fraud"], report["test"]["anomaly"]
     print(f"trained on {report['data']['source']} in {elapsed:.1f} s -> {args.out}")
@@ -52,4 +105,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,14 +1,27 @@
 """Data preparation shared by SageMaker training (inside the custom-resource Lambda) and the local twin.
 
-Reads creditcard.csv (or a .zip holding it, or synthetic rows), drops malformed rows (counted, not
-fatal), makes a seeded stratified train / validation / test split and writes:
+Three sources, one output format:
+
+* `simulated` (the deployment's default): the Handbook-style simulator (`fraud_data.simulator`),
+  seeded, then the offline point-in-time features of `contracts.features.MODEL_FEATURES`
+  (`fraud_data.features`). Transactions inside the first `RETENTION_MS` (37 days: the longest window
+  plus its delay) are left out, because their windows are not full yet - the deployed feature store
+  always has full windows. The rest is split in time order (train, then validation, then test).
+* creditcard.csv (or a .zip holding it): its 30 columns, malformed rows dropped (counted, not fatal),
+  sorted by `Time` and split in time order: the first 80% of rows train (the last eighth of which
+  validates), the last 20% test - Amazon's Fraud Dataset Benchmark's protocol for this dataset.
+* `synthetic`: the i.i.d. test fixture of creditcard.csv's shape; no time, so a seeded stratified split.
+  A test fixture only, never a quality claim.
+
+Files written:
 
     xgboost/{train,validation,test}.csv   label first, no header (built-in XGBoost's CSV format)
     features/{train,validation}.csv       features only (Random Cut Forest's training CSV, and the
                                           batch-transform inputs used to compute thresholds)
-    manifest.json                         counts, class ratios, malformed rows, sha256 of the data
+    manifest.json                         counts, class ratios, malformed rows, feature names and
+                                          spec version, sha256 of the data
 
-Standard library only, and streaming where it can: ~285k rows fit easily in a Lambda's memory.
+Standard library only: the same code runs in the training Lambda and on a laptop.
 """
 
 from __future__ import annotations
@@ -25,11 +38,15 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from contracts import features as feature_spec
+from contracts.sagemaker_formats import CREDITCARD_FEATURE_SPEC_VERSION
 from fraud_data.schema import COLUMNS, FEATURE_COUNT
 from fraud_data.synthetic import generate_rows
 from training import spec as model_spec
 
 SPLITS = ("train", "validation", "test")
+SIMULATED = "simulated"
+SYNTHETIC = "synthetic"
 XGBOOST_FILES = {split: f"xgboost/{split}.csv" for split in SPLITS}
 FEATURE_FILES = {split: f"features/{split}.csv" for split in ("train", "validation")}
 MANIFEST = "manifest.json"
@@ -139,6 +156,19 @@ def stratified_split(
     return {split: sorted(indices) for split, indices in result.items()}
 
 
+def time_ordered_split(count: int, fractions: tuple[float, float, float]) -> dict[str, list[int]]:
+    """Row indices per split for rows already in time order: the first rows train, the last test."""
+    if len(fractions) != 3 or any(f <= 0 for f in fractions) or not math.isclose(sum(fractions), 1.0):
+        raise ValueError("fractions must be three positive numbers adding up to 1")
+    n_train = round(count * fractions[0])
+    n_validation = round(count * fractions[1])
+    return {
+        "train": list(range(n_train)),
+        "validation": list(range(n_train, n_train + n_validation)),
+        "test": list(range(n_train + n_validation, count)),
+    }
+
+
 def prepare(
     records: Iterable[Record],
     out_dir: Path,
@@ -147,15 +177,32 @@ def prepare(
     stats: ReadStats,
     seed: int = model_spec.SEED,
     fractions: tuple[float, float, float] = model_spec.SPLIT_FRACTIONS,
+    time_ordered: bool = False,
+    feature_names: tuple[str, ...] = COLUMNS[:FEATURE_COUNT],
+    feature_spec_version: str = CREDITCARD_FEATURE_SPEC_VERSION,
+    details: dict | None = None,
 ) -> dict:
-    """Split `records` and write the files listed in the module docstring; returns the manifest."""
+    """Split `records` and write the files listed in the module docstring; returns the manifest.
+
+    `time_ordered`: records are in time order and the split keeps it (train first, test last); else a
+    seeded stratified split. Every split must hold both classes (training, thresholds, a test).
+    """
     rows = list(records)
     if not rows:
         raise ValueError(f"{source_name}: no valid rows (malformed: {dict(stats.malformed)})")
     labels = [r.label for r in rows]
     if len(set(labels)) < 2:
         raise ValueError(f"{source_name}: both classes are needed to train, found only Class={labels[0]}")
-    splits = stratified_split(labels, seed=seed, fractions=fractions)
+    if time_ordered:
+        splits = time_ordered_split(len(rows), fractions)
+        for split, indices in splits.items():
+            if len({labels[i] for i in indices}) < 2:
+                raise ValueError(
+                    f"{source_name}: the {split} split ({len(indices)} rows in time order) does not hold "
+                    "both classes; use more data"
+                )
+    else:
+        splits = stratified_split(labels, seed=seed, fractions=fractions)
     out_dir.mkdir(parents=True, exist_ok=True)
     file_hashes = {}
     for split, indices in splits.items():
@@ -174,7 +221,11 @@ def prepare(
         "preparation_version": model_spec.PREPARATION_VERSION,
         "seed": seed,
         "fractions": list(fractions),
-        "feature_count": FEATURE_COUNT,
+        "split": "time-ordered" if time_ordered else "stratified",
+        "feature_count": len(feature_names),
+        "feature_names": list(feature_names),
+        "feature_spec_version": feature_spec_version,
+        **(details or {}),
         "rows_read": stats.rows_read,
         "rows_valid": len(rows),
         "rows_malformed": sum(stats.malformed.values()),
@@ -188,15 +239,87 @@ def prepare(
     return manifest
 
 
-def prepare_source(source: str | Path, out_dir: Path, *, synthetic_rows: int = 100_000) -> dict:
-    """`source` is `synthetic` or a local path to creditcard.csv / a .zip holding it."""
+def prepare_source(
+    source: str | Path,
+    out_dir: Path,
+    *,
+    synthetic_rows: int = 100_000,
+    simulation: model_spec.SimulationSize | None = None,
+) -> dict:
+    """`source` is `simulated`, `synthetic` or a local path to creditcard.csv / a .zip holding it."""
     stats = ReadStats()
-    if str(source) == "synthetic":
+    if str(source) == SIMULATED:
+        return prepare_simulated(out_dir, simulation or model_spec.SimulationSize())
+    if str(source) == SYNTHETIC:
         records = synthetic_records(synthetic_rows, stats)
         return prepare(records, out_dir, source_name=f"synthetic ({synthetic_rows} rows)", stats=stats)
     path = Path(source)
     with open_source_text(path) as text:
-        return prepare(read_csv_records(text, stats), out_dir, source_name=path.name, stats=stats)
+        # Sorted by `Time` (stable: the file's order breaks ties), so the split is time-ordered even if
+        # the file's rows are not.
+        records = sorted(read_csv_records(text, stats), key=_time_of)
+    return prepare(
+        records,
+        out_dir,
+        source_name=path.name,
+        stats=stats,
+        fractions=model_spec.CREDITCARD_SPLIT_FRACTIONS,
+        time_ordered=True,
+    )
+
+
+def _time_of(record: Record) -> float:
+    return float(record.features.split(",", 1)[0])
+
+
+def simulated_records(
+    size: model_spec.SimulationSize, stats: ReadStats, names: tuple[str, ...] = feature_spec.MODEL_FEATURES
+) -> tuple[list[Record], dict]:
+    """The simulator's transactions with their offline features, in event order, warm-up left out."""
+    # Imported here: the creditcard path and the local twin's tests need neither.
+    from fraud_data.features import compute_features
+    from fraud_data.simulator import simulate
+
+    simulation = simulate(size.config())
+    transactions = simulation.transactions
+    columns = compute_features(transactions, names)
+    first_full_window = transactions.timestamp[0] + feature_spec.RETENTION_MS if len(transactions) else 0
+    records = []
+    skipped = 0
+    ordered = list(columns.values())
+    for i, (timestamp, label) in enumerate(zip(transactions.timestamp, transactions.label, strict=True)):
+        stats.rows_read += 1
+        if timestamp < first_full_window:
+            skipped += 1
+            continue
+        records.append(Record(label=label, features=",".join(repr(column[i]) for column in ordered)))
+    details = {
+        "simulation": size.as_dict(),
+        "simulated_transactions": len(transactions),
+        "simulated_frauds": simulation.stats.frauds,
+        "warm_up_rows_left_out": skipped,
+    }
+    return records, details
+
+
+def prepare_simulated(
+    out_dir: Path, size: model_spec.SimulationSize, names: tuple[str, ...] = feature_spec.MODEL_FEATURES
+) -> dict:
+    """Simulate, compute the spec's features, split in time order and write the prepared files."""
+    stats = ReadStats()
+    records, details = simulated_records(size, stats, names)
+    return prepare(
+        records,
+        out_dir,
+        source_name=f"{SIMULATED} ({size.describe()})",
+        stats=stats,
+        seed=size.seed,
+        fractions=model_spec.SIMULATED_SPLIT_FRACTIONS,
+        time_ordered=True,
+        feature_names=names,
+        feature_spec_version=feature_spec.spec_version(model_features=names),
+        details=details,
+    )
 
 
 def _class_counts(labels: list[int]) -> dict:

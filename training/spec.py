@@ -6,11 +6,50 @@ One place for the seed, the split and the hyperparameters, so a model trained on
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 SEED = 42
-# train / validation / test fractions of each class (stratified).
+# train / validation / test fractions of each class (stratified: the i.i.d. synthetic test fixture).
 SPLIT_FRACTIONS: tuple[float, float, float] = (0.70, 0.15, 0.15)
+# creditcard.csv, in time order: the first 80% train (its last eighth validates), the last 20% test.
+CREDITCARD_SPLIT_FRACTIONS: tuple[float, float, float] = (0.70, 0.10, 0.20)
+# The simulated data after its 37-day warm-up, in time order (about 102 / 22 / 22 days at full size).
+SIMULATED_SPLIT_FRACTIONS: tuple[float, float, float] = (0.70, 0.15, 0.15)
 # Bump when the preparation's output format changes, so prepared data and job names change with it.
-PREPARATION_VERSION = "1"
+PREPARATION_VERSION = "2"
+
+
+@dataclass(frozen=True)
+class SimulationSize:
+    """The simulated training data of a deployment (fraud_data.simulator): the Handbook's full size
+    by default - 5,000 cards, 10,000 terminals, 183 days from 2018-04-01 - seeded."""
+
+    customers: int = 5_000
+    terminals: int = 10_000
+    days: int = 183
+    start: str = "2018-04-01"
+    seed: int = SEED
+
+    def config(self):
+        from fraud_data.simulator import SimulationConfig
+
+        return SimulationConfig(
+            customers=self.customers,
+            terminals=self.terminals,
+            days=self.days,
+            start=self.start,
+            seed=self.seed,
+        )
+
+    def as_dict(self) -> dict[str, int | str]:
+        return asdict(self)
+
+    def describe(self) -> str:
+        return (
+            f"{self.customers} cards, {self.terminals} terminals, {self.days} days from {self.start}, "
+            f"seed {self.seed}"
+        )
+
 
 # Built-in XGBoost (and xgboost-cpu locally). `scale_pos_weight` is added from the training split's
 # class ratio; `num_round` / `early_stopping_rounds` are training-loop settings, not booster params.

@@ -8,7 +8,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from contracts import scorer_env as env_names
-from contracts.scorer_env import DEFAULT_ANOMALY_THRESHOLD, DEFAULT_FRAUD_THRESHOLD, DEFAULT_TS_RETENTION_MS
+from contracts.scorer_env import (
+    DEFAULT_ANOMALY_THRESHOLD,
+    DEFAULT_FRAUD_THRESHOLD,
+    DEFAULT_TS_RETENTION_MS,
+    DEFAULT_TXN_RETENTION_MS,
+)
 
 
 class ConfigError(ValueError):
@@ -24,6 +29,10 @@ class Settings:
     redis_url: str | None = None
     redis_secret_arn: str | None = None
     ts_retention_ms: int = DEFAULT_TS_RETENTION_MS
+    txn_retention_ms: int = DEFAULT_TXN_RETENTION_MS
+    # The spec version the models were trained with (None: not known, e.g. the creditcard profile).
+    feature_spec_version: str | None = None
+    rejected_keep_payload: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -40,6 +49,9 @@ class Settings:
             redis_url=redis_url,
             redis_secret_arn=redis_secret_arn,
             ts_retention_ms=int(_number(env, env_names.TS_RETENTION_MS, DEFAULT_TS_RETENTION_MS)),
+            txn_retention_ms=_positive_int(env, env_names.TXN_RETENTION_MS, DEFAULT_TXN_RETENTION_MS),
+            feature_spec_version=env.get(env_names.FEATURE_SPEC_VERSION, "").strip() or None,
+            rejected_keep_payload=_boolean(env, env_names.REJECTED_KEEP_PAYLOAD),
         )
 
 
@@ -48,6 +60,24 @@ def _required(env: Mapping[str, str], name: str) -> str:
     if not value:
         raise ConfigError(f"{name} is required")
     return value
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _number(env, name, default)
+    if value < 1 or value != int(value):
+        raise ConfigError(f"{name} must be a whole number >= 1, got {env.get(name)!r}")
+    return int(value)
+
+
+_TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off", ""}
+
+
+def _boolean(env: Mapping[str, str], name: str) -> bool:
+    # An explicit option: anything but a clear yes/no is a misconfiguration, not a silent default.
+    raw = env.get(name, "").strip().lower()
+    if raw not in _TRUE | _FALSE:
+        raise ConfigError(f"{name} must be true or false, got {env.get(name)!r}")
+    return raw in _TRUE
 
 
 def _number(env: Mapping[str, str], name: str, default: float) -> float:

@@ -48,7 +48,11 @@ def _container_scorer():
         _scorer = Scorer(
             settings=settings,
             connector=RedisConnector(url=settings.redis_url, secret_arn=settings.redis_secret_arn),
-            store=TransactionStore(retention_ms=settings.ts_retention_ms),
+            store=TransactionStore(
+                retention_ms=settings.ts_retention_ms,
+                txn_retention_ms=settings.txn_retention_ms,
+                keep_payload=settings.rejected_keep_payload,
+            ),
             batch_scorer=BatchScorer(
                 client=make_runtime_client(),
                 fraud_endpoint=settings.fraud_endpoint_name,

@@ -1,17 +1,22 @@
-"""Decode and validate Kinesis records into transactions, or say precisely why a record is rejected.
+"""Decode and validate Kinesis records into transactions and label events, or say precisely why a
+record is rejected.
 
-Two wire formats are accepted (docs/architecture.md, *Event schema*): the v1 JSON event and the old
-demo's `{"data": "<30 numbers>", "metadata": [timestamp, id, source]}`. Anything else becomes a
-`Rejection` with a machine-readable `reason` and a human-readable `detail`; it never raises.
+Wire formats (docs/architecture.md, *Event schema*): the v2 transaction event (card, terminal, amount,
+time: behavioural features computed online), the v1 event carrying the 30 creditcard numbers, the
+label event (`type: "label"`), and the old demo's `{"data": "<30 numbers>", "metadata": [...]}`.
+Anything else becomes a `Rejection` with a machine-readable `reason` and a human-readable `detail`.
+`decode_record` never raises: whatever goes wrong with one record (even an exception nobody foresaw)
+is that record's rejection, never a failed batch that would stall the shard.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
@@ -24,12 +29,17 @@ from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import (
 
 from contracts.events import (
     AMOUNT_INDEX,
+    ENTITY_ID,
     FEATURE_COUNT,
+    LABEL_EVENT_TYPE,
     MAX_CARD_ID,
     MAX_LABEL_TEXT,
     MAX_RECORD_BYTES,
+    TRANSACTION_EVENT_TYPE,
     TRANSACTION_ID,
+    TYPE_FIELD,
     V1_FIELDS,
+    V2_FIELDS,
     EventFormat,
     RejectReason,
 )
@@ -56,6 +66,20 @@ class Transaction:
     channel: str | None = None
     merchant: str | None = None
     label: int | None = None
+    terminal_id: str | None = None  # set = behavioural profile (features computed online)
+    # The record's data, for what is kept of it if it must be set aside (e.g. a conflicting id).
+    raw: bytes = field(default=b"", repr=False, compare=False)
+
+    @property
+    def behavioural(self) -> bool:
+        return self.terminal_id is not None
+
+    @cached_property
+    def content_hash(self) -> str:
+        """SHA-256 (32 hex) of the event's content: a reused id with another hash is a conflict, the
+        same event delivered again (replay, retry, duplicate) is not."""
+        canonical = orjson.dumps(self.event_fields(), option=orjson.OPT_SORT_KEYS)
+        return hashlib.sha256(canonical).hexdigest()[:32]
 
     @cached_property
     def features_text(self) -> str:
@@ -70,13 +94,25 @@ class Transaction:
             "timestamp": self.timestamp_ms,
             "card_id": self.card_id,
             "amount": self.amount,
-            "features": list(self.features),
         }
-        for name in ("channel", "merchant", "label"):
+        if not self.behavioural:
+            fields["features"] = list(self.features)
+        for name in ("terminal_id", "channel", "merchant", "label"):
             value = getattr(self, name)
             if value is not None:
                 fields[name] = value
         return fields
+
+
+@dataclass(frozen=True)
+class LabelEvent:
+    """A fraud report: `label` for `transaction_id`, reported at `reported_at_ms`."""
+
+    ref: RecordRef
+    transaction_id: str
+    label: int
+    reported_at_ms: int
+    raw: bytes = field(default=b"", repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -85,6 +121,14 @@ class Rejection:
     reason: RejectReason
     detail: str
     raw: bytes
+
+
+@dataclass(frozen=True)
+class TimeBounds:
+    """Accepted event times, inclusive (docs/architecture.md, *Event schema*)."""
+
+    earliest_ms: int
+    latest_ms: int
 
 
 class _Invalid(Exception):
@@ -104,15 +148,36 @@ def record_ref(record: KinesisStreamRecord, payload: KinesisStreamRecordPayload 
     )
 
 
-def decode_record(record: KinesisStreamRecord) -> Transaction | Rejection:
+def decode_record(
+    record: KinesisStreamRecord, bounds: TimeBounds | None = None
+) -> Transaction | LabelEvent | Rejection:
     payload = record.kinesis  # a new wrapper on every access: take it once
     ref = record_ref(record, payload)
     raw = b""
     try:
         raw = _b64decode(payload.data)
-        return _parse(raw, ref)
+        event = replace(_parse(raw, ref), raw=raw)
+        if bounds is not None:
+            _check_time(event, bounds)
+        return event
     except _Invalid as invalid:
         return Rejection(ref=ref, reason=invalid.reason, detail=invalid.detail, raw=raw)
+    except Exception as exc:  # noqa: BLE001 - one record's surprise must not fail the whole batch
+        return Rejection(
+            ref=ref,
+            reason=RejectReason.UNDECODABLE,
+            detail=f"could not decode: {type(exc).__name__}",
+            raw=raw,
+        )
+
+
+def _check_time(event: Transaction | LabelEvent, bounds: TimeBounds) -> None:
+    ts = event.timestamp_ms if isinstance(event, Transaction) else event.reported_at_ms
+    if not bounds.earliest_ms <= ts <= bounds.latest_ms:
+        raise _Invalid(
+            RejectReason.TIMESTAMP_OUT_OF_RANGE,
+            f"timestamp {ts} outside the accepted window [{bounds.earliest_ms}, {bounds.latest_ms}]",
+        )
 
 
 def _b64decode(data: str) -> bytes:
@@ -127,7 +192,7 @@ def _reject_constant(name: str) -> float:
     raise _Invalid(RejectReason.NON_FINITE, f"{name} is not a finite number")
 
 
-def _parse(raw: bytes, ref: RecordRef) -> Transaction:
+def _parse(raw: bytes, ref: RecordRef) -> Transaction | LabelEvent:
     if len(raw) > MAX_RECORD_BYTES:
         raise _Invalid(RejectReason.TOO_LARGE, f"record is {len(raw)} bytes, the limit is {MAX_RECORD_BYTES}")
     try:
@@ -137,10 +202,18 @@ def _parse(raw: bytes, ref: RecordRef) -> Transaction:
         body = _parse_slowly(raw)
     if not isinstance(body, dict):
         raise _Invalid(RejectReason.NOT_OBJECT, f"expected a JSON object, got {type(body).__name__}")
-    if "data" in body and "metadata" in body and not any(name in body for name in V1_FIELDS):
+    kind = body.get(TYPE_FIELD, TRANSACTION_EVENT_TYPE)
+    if kind == LABEL_EVENT_TYPE:
+        return _label_event(body, ref)
+    if kind != TRANSACTION_EVENT_TYPE:
+        raise _Invalid(RejectReason.UNKNOWN_SCHEMA, 'type must be "transaction" or "label"')
+    known = (*V1_FIELDS, *V2_FIELDS)
+    if "data" in body and "metadata" in body and not any(name in body for name in known):
         return _legacy(body, ref)
-    if not any(name in body for name in V1_FIELDS):
+    if not any(name in body for name in known):
         raise _Invalid(RejectReason.UNKNOWN_SCHEMA, "not a transaction event (no known fields)")
+    if "terminal_id" in body:
+        return _v2(body, ref)
     return _v1(body, ref)
 
 
@@ -157,11 +230,18 @@ def _parse_slowly(raw: bytes) -> Any:
         raise _Invalid(RejectReason.NOT_JSON, f"not JSON: {exc.msg} at position {exc.pos}") from exc
     except RecursionError as exc:
         raise _Invalid(RejectReason.NOT_JSON, "not JSON: nested too deeply") from exc
+    except ValueError as exc:
+        # e.g. an integer of more than 4,300 digits (Python's int-from-text limit).
+        raise _Invalid(RejectReason.NOT_JSON, "not JSON: a number is too long") from exc
 
 
 def _v1(body: dict[str, Any], ref: RecordRef) -> Transaction:
     missing = [name for name in V1_FIELDS if name not in body]
     if missing:
+        if missing == ["features"]:
+            raise _Invalid(
+                RejectReason.MISSING_FIELD, "missing terminal_id (v2) or features (creditcard profile)"
+            )
         raise _Invalid(RejectReason.MISSING_FIELD, f"missing {', '.join(missing)}")
     features = _features(body["features"])
     amount = _amount(body["amount"])
@@ -169,13 +249,47 @@ def _v1(body: dict[str, Any], ref: RecordRef) -> Transaction:
         ref=ref,
         transaction_id=_transaction_id(body["transaction_id"]),
         timestamp_ms=_timestamp_ms(body["timestamp"]),
-        card_id=_text(body["card_id"], "card_id", MAX_CARD_ID),
+        card_id=_entity_id(body["card_id"], "card_id"),
         amount=amount,
         features=features,
         format=EventFormat.V1,
         channel=_optional_text(body, "channel"),
         merchant=_optional_text(body, "merchant"),
         label=_label(body.get("label")),
+    )
+
+
+def _v2(body: dict[str, Any], ref: RecordRef) -> Transaction:
+    missing = [name for name in V2_FIELDS if name not in body]
+    if missing:
+        raise _Invalid(RejectReason.MISSING_FIELD, f"missing {', '.join(missing)}")
+    return Transaction(
+        ref=ref,
+        transaction_id=_transaction_id(body["transaction_id"]),
+        timestamp_ms=_timestamp_ms(body["timestamp"]),
+        card_id=_entity_id(body["card_id"], "card_id"),
+        terminal_id=_entity_id(body["terminal_id"], "terminal_id"),
+        amount=_amount(body["amount"]),
+        features=(),
+        format=EventFormat.V2,
+        channel=_optional_text(body, "channel"),
+        merchant=_optional_text(body, "merchant"),
+        label=_label(body.get("label")),
+    )
+
+
+def _label_event(body: dict[str, Any], ref: RecordRef) -> LabelEvent:
+    missing = [name for name in ("transaction_id", "label", "timestamp") if name not in body]
+    if missing:
+        raise _Invalid(RejectReason.MISSING_FIELD, f"label event: missing {', '.join(missing)}")
+    label = _label(body["label"])
+    if label is None:
+        raise _Invalid(RejectReason.INVALID_FIELD, "label must be 0 or 1")
+    return LabelEvent(
+        ref=ref,
+        transaction_id=_transaction_id(body["transaction_id"]),
+        label=label,
+        reported_at_ms=_timestamp_ms(body["timestamp"]),
     )
 
 
@@ -195,12 +309,15 @@ def _legacy(body: dict[str, Any], ref: RecordRef) -> Transaction:
         timestamp_ms = _timestamp_ms(timestamp)
     except _Invalid:
         timestamp_ms = ref.arrival_ms  # the contract's fallback: the record's arrival time
+    card_id = f"legacy-{source_id}"[:MAX_CARD_ID]
+    if not ENTITY_ID.fullmatch(card_id):
+        raise _Invalid(RejectReason.INVALID_FIELD, "metadata id must be made of [A-Za-z0-9._:-]")
     return Transaction(
         ref=ref,
         # Derived from the sequence number so a replayed record maps to the same document.
         transaction_id=f"kinesis-{ref.sequence_number}",
         timestamp_ms=timestamp_ms,
-        card_id=f"legacy-{source_id}"[:MAX_CARD_ID],
+        card_id=card_id,
         amount=_amount(features[AMOUNT_INDEX]),
         features=features,
         format=EventFormat.LEGACY,
@@ -226,7 +343,10 @@ def _features(value: Any) -> tuple[float, ...]:
     # map() over builtins: this runs for every record of every batch.
     if not _NUMBER_TYPES.issuperset(map(type, value)):
         raise _Invalid(RejectReason.INVALID_FIELD, "features must all be numbers")
-    features = tuple(map(float, value))
+    try:
+        features = tuple(map(float, value))
+    except OverflowError as exc:  # an integer beyond the float range
+        raise _Invalid(RejectReason.NON_FINITE, "features must be finite numbers") from exc
     if not all(map(math.isfinite, features)):
         raise _Invalid(RejectReason.NON_FINITE, "features must be finite numbers")
     return features
@@ -235,7 +355,10 @@ def _features(value: Any) -> tuple[float, ...]:
 def _amount(value: Any) -> float:
     if not _is_number(value):
         raise _Invalid(RejectReason.INVALID_FIELD, "amount must be a number")
-    amount = float(value)
+    try:
+        amount = float(value)
+    except OverflowError as exc:  # an integer beyond the float range
+        raise _Invalid(RejectReason.NON_FINITE, "amount must be finite") from exc
     if not math.isfinite(amount):
         raise _Invalid(RejectReason.NON_FINITE, "amount must be finite")
     if amount < 0:
@@ -249,9 +372,9 @@ def _transaction_id(value: Any) -> str:
     return value
 
 
-def _text(value: Any, name: str, limit: int) -> str:
-    if not isinstance(value, str) or not 1 <= len(value) <= limit:
-        raise _Invalid(RejectReason.INVALID_FIELD, f"{name} must be a string of 1-{limit} chars")
+def _entity_id(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not ENTITY_ID.fullmatch(value):
+        raise _Invalid(RejectReason.INVALID_FIELD, f"{name} must be 1-64 chars of [A-Za-z0-9._:-]")
     return value
 
 

@@ -21,6 +21,10 @@ def publish(metrics: Metrics, result: BatchResult) -> None:
     metrics.add_metric(
         name=names.RECORDS_RETRIED, unit=MetricUnit.Count, value=len(result.failed_sequence_numbers)
     )
+    metrics.add_metric(name=names.LABELS_APPLIED, unit=MetricUnit.Count, value=result.labels_applied)
+    metrics.add_metric(name=names.DUPLICATE_ID_CONFLICTS, unit=MetricUnit.Count, value=result.conflicts)
+    # Always published (0 when fine), so an alarm on it has data and sees the first mismatch.
+    metrics.add_metric(name=names.FEATURE_SPEC_MISMATCH, unit=MetricUnit.Count, value=result.spec_mismatch)
     for verdict in Verdict:
         metrics.add_metric(
             name=names.verdict_metric(verdict),

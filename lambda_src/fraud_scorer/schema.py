@@ -13,6 +13,7 @@ from contracts.redis_keys import (
     COMPACTION_BUCKET_MS,
     COMPACTION_RETENTION_MS,
     INDEX,
+    INDEX_FEATURE_FIELDS,
     INDEX_FIELDS,
     TXN_PREFIX,
     series_catalog,
@@ -43,6 +44,8 @@ def ensure_schema(client: redis.Redis, *, retention_ms: int) -> None:
     schema: list[str] = []
     for name, kind in INDEX_FIELDS:
         schema += [f"$.{name}", "AS", name, *kind.split()]
+    for name in INDEX_FEATURE_FIELDS:
+        schema += [f"$.features.{name}", "AS", name, "NUMERIC"]
     pipe.execute_command("FT.CREATE", INDEX, "ON", "JSON", "PREFIX", "1", TXN_PREFIX, "SCHEMA", *schema)
     for series in catalog:
         pipe.execute_command(

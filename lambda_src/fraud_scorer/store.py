@@ -1,17 +1,25 @@
-"""Write scored transactions and rejected records to Redis, idempotently, one round trip per batch.
+"""Write scored transactions, label effects and rejected records to Redis, idempotently, in a few
+pipelined round trips per batch.
 
-Each transaction is written by one server-side Lua script: `JSON.SET … NX` is the gate, and only when
-the document is new does the script add the time-series samples, atomically. A replayed batch or a
-duplicate id therefore changes nothing. Rejections work the same way with a per-record "seen" key
-guarding the stream entry and the rejected counter. The scripts are loaded once per container and run
-with EVALSHA inside a non-transactional pipeline; if Redis lost them (a restart), the schema and the
-scripts are re-created and the batch is written again, which the gates make safe.
+1. Documents: `JSON.SET … NX` is the gate, followed by `PEXPIRE … NX` (the TTL, set once). An id
+   found stored (by the read before, or by this NX: another shard was faster) is compared by content
+   hash: the same content is a replay, a retry or a duplicate (nothing changes), other content is a
+   conflict (kept aside by the caller). Plain commands, not a script: a script call costs ~8 µs of
+   Redis CPU per transaction more (measured), and a lost PEXPIRE is healed by the next delivery.
+2. Effects of what step 1 stored or found stored: entity state (`fraud_scorer.feature_store`), label
+   effects, and the time-series samples of the newly stored transactions, aggregated per series and
+   timestamp into one TS.MADD per batch (the per-transaction samples were most of Redis's time per
+   transaction).
+
+Rejections are gated by a per-record "seen" key. The scripts are loaded once per container and run
+with EVALSHA; if Redis lost them (a restart), schema and scripts are re-created and the batch written
+again, which the gates make safe.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
+import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,52 +30,28 @@ from redis.commands.core import Script
 from redis.exceptions import NoScriptError, RedisError
 
 from contracts import redis_keys as keys
+from contracts.features import MODEL_FEATURES, SPEC_VERSION
 from contracts.verdicts import Verdict
-from fraud_scorer import schema
+from fraud_scorer import feature_store, schema
 from fraud_scorer.events import Rejection, Transaction
 
-# KEYS: txn doc, ts:fraud_probability, ts:anomaly_score, ts:verdict:<v>, ts:scored, fraud-ts,
-#       fraudulent_ts or non-fraudulent_ts
-# ARGV: document JSON, event time ms, fraud probability, anomaly score, scored-at ms
-# Returns {1, samples dropped} when stored, {0, 0} when the document already existed.
-# The six samples go in one TS.MADD, which applies each series' own DUPLICATE_POLICY (set by the
-# schema bootstrap). A sample MADD refuses is retried alone with TS.ADD ON_DUPLICATE (which also
-# re-creates a series deleted behind our back); one refused again — e.g. older than the series'
-# retention — is dropped and counted: the document must still be stored, and a replay must not add
-# the other samples twice.
-STORE_TRANSACTION_LUA = """
-if not redis.call('JSON.SET', KEYS[1], '$', ARGV[1], 'NX') then
-  return {0, 0}
-end
-local samples = {
-  {KEYS[2], ARGV[2], ARGV[3], 'MAX'}, {KEYS[3], ARGV[2], ARGV[4], 'MAX'}, {KEYS[4], ARGV[2], 1, 'SUM'},
-  {KEYS[5], ARGV[5], 1, 'SUM'}, {KEYS[6], ARGV[2], ARGV[3], 'MAX'}, {KEYS[7], ARGV[2], ARGV[3], 'MAX'}
-}
-local madd = {}
-for _, s in ipairs(samples) do
-  madd[#madd + 1] = s[1]; madd[#madd + 1] = s[2]; madd[#madd + 1] = s[3]
-end
-local replies = redis.pcall('TS.MADD', unpack(madd))
-local dropped = 0
-for i, s in ipairs(samples) do
-  local reply = type(replies) == 'table' and not replies.err and replies[i] or replies
-  if type(reply) == 'table' and reply.err then
-    local again = redis.pcall('TS.ADD', s[1], s[2], s[3], 'ON_DUPLICATE', s[4])
-    if type(again) == 'table' and again.err then dropped = dropped + 1 end
-  end
-end
-return {1, dropped}
-"""
+# A document write's outcome: stored now, already stored with the same content, or with other content.
+STORED, ALREADY_STORED, CONFLICT = 1, 0, -1
 
-# KEYS: seen key, txn:rejected, ts:rejected
-# ARGV: reason, detail, data (base64), shard id, sequence number, rejected-at ms, seen TTL s, maxlen
+# KEYS: seen key, rejected stream, ts:rejected
+# ARGV: reason, detail, sha256, length, shard id, sequence number, rejected-at ms, seen TTL s, maxlen,
+#       raw data (base64; empty = not kept)
 STORE_REJECTION_LUA = """
-if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[7]) then
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[8]) then
   return 0
 end
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[8], '*', 'reason', ARGV[1], 'detail', ARGV[2],
-  'data', ARGV[3], 'shard_id', ARGV[4], 'sequence_number', ARGV[5], 'rejected_at', ARGV[6])
-redis.pcall('TS.ADD', KEYS[3], ARGV[6], 1, 'ON_DUPLICATE', 'SUM')
+local fields = {'reason', ARGV[1], 'detail', ARGV[2], 'sha256', ARGV[3], 'length', ARGV[4],
+  'shard_id', ARGV[5], 'sequence_number', ARGV[6], 'rejected_at', ARGV[7]}
+if ARGV[10] ~= '' then
+  fields[#fields + 1] = 'data'; fields[#fields + 1] = ARGV[10]
+end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[9], '*', unpack(fields))
+redis.pcall('TS.ADD', KEYS[3], ARGV[7], 1, 'ON_DUPLICATE', 'SUM')
 return 1
 """
 
@@ -79,47 +63,88 @@ class ScoredTransaction:
     anomaly_score: float
     verdict: str
     scored_at_ms: int
+    # The behavioural profile's feature vector (MODEL_FEATURES order); None for the creditcard profile.
+    vector: tuple[int | float, ...] | None = None
 
     @property
     def latency_ms(self) -> int:
         return self.scored_at_ms - self.transaction.timestamp_ms
 
     def document_json(self, *, processing_ms: float) -> str:
-        """The `txn:{id}` document (docs/architecture.md): the event's fields, where it came from, and
-        the scores. The features are spliced in as the text already formatted for the endpoints'
-        CSV rows, so the costliest formatting of a batch is done once."""
+        """The `txn:<id>` document (docs/architecture.md): the event's fields, where it came from, the
+        scores, and the features the models saw. Creditcard-profile features are spliced in as the
+        text already formatted for the endpoints' CSV rows (formatting is the costliest step)."""
         txn = self.transaction
         fields = txn.event_fields()
-        del fields["features"]
+        fields.pop("features", None)
         fields["kinesis"] = {"shard_id": txn.ref.shard_id, "sequence_number": txn.ref.sequence_number}
         fields["format"] = txn.format
+        fields["content_hash"] = txn.content_hash
         fields["fraud_probability"] = self.fraud_probability
         fields["anomaly_score"] = self.anomaly_score
         fields["verdict"] = self.verdict
         fields["scored_at"] = self.scored_at_ms
         fields["latency_ms"] = self.latency_ms
         fields["processing_ms"] = round(processing_ms, 3)
+        if self.vector is not None:
+            fields["features"] = dict(zip(MODEL_FEATURES, self.vector, strict=True))
+            fields["feature_spec_version"] = SPEC_VERSION
+            return orjson.dumps(fields).decode()
         document = orjson.dumps(fields).decode()
         return f'{document[:-1]},"features":[{txn.features_text}]}}'
 
 
 @dataclass(frozen=True)
-class WriteOutcome:
-    """Per input item: True = newly stored, False = was already there, an Exception = not stored."""
+class LabelTarget:
+    """What a label needs from its transaction: its terminal (None: creditcard profile) and time."""
 
-    transactions: list[bool | Exception]
+    terminal_id: str | None
+    timestamp_ms: int
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    # transaction id -> content hash of the stored document ("" if it has none); absent = not stored
+    existing: dict[str, str]
+    # labelled transaction id -> its stored document's terminal and time; absent = unknown
+    label_targets: dict[str, LabelTarget]
+    state: feature_store.BatchState
+
+
+@dataclass(frozen=True)
+class DocumentOutcome:
+    """Per input item: STORED / ALREADY_STORED / CONFLICT, or the exception that kept it out.
+    Rejections: True = newly kept, False = kept before, an exception = not kept."""
+
+    transactions: list[int | Exception]
     rejections: list[bool | Exception]
-    samples_dropped: int
+
+
+@dataclass(frozen=True)
+class RejectedRecord:
+    """What the rejected stream keeps of a record (docs/architecture.md, *Redis data model*)."""
+
+    rejection: Rejection
+
+    def fields(self, keep_payload: bool) -> tuple[str, str, str]:
+        raw = self.rejection.raw
+        data = base64.b64encode(raw[: keys.REJECTED_DATA_LIMIT]).decode("ascii") if keep_payload else ""
+        return hashlib.sha256(raw).hexdigest(), str(len(raw)), data
+
+
+def _json_reply(reply: object) -> object:
+    return None if reply is None else orjson.loads(reply)
 
 
 class TransactionStore:
     """Stateless apart from "the schema is in place": the client is passed per call, so a client
     rebuilt after a secret rotation needs no new store."""
 
-    def __init__(self, *, retention_ms: int) -> None:
+    def __init__(self, *, retention_ms: int, txn_retention_ms: int, keep_payload: bool = False) -> None:
         self._retention_ms = retention_ms
+        self._txn_retention_ms = txn_retention_ms
+        self._keep_payload = keep_payload
         # Bytes, so the SHA is computed without a client; loaded into Redis by bootstrap().
-        self._store_transaction = Script(None, STORE_TRANSACTION_LUA.encode())
         self._store_rejection = Script(None, STORE_REJECTION_LUA.encode())
         self._ready = False
 
@@ -127,12 +152,47 @@ class TransactionStore:
         """Schema and scripts, once per container (again only if Redis lost its scripts)."""
         schema.ensure_schema(client, retention_ms=self._retention_ms)
         pipe = client.pipeline(transaction=False)
-        pipe.script_load(self._store_transaction.script)
         pipe.script_load(self._store_rejection.script)
+        pipe.script_load(feature_store.APPLY_LABEL.script)
         pipe.execute()
         self._ready = True
 
-    def write(
+    # --- round trip 1: what is already there, and the entities' windows -------------------------
+
+    def read(
+        self,
+        client: redis.Redis,
+        transaction_ids: Sequence[str],
+        label_ids: Sequence[str],
+        state_events: Sequence[feature_store.StateEvent],
+    ) -> ReadResult:
+        if not self._ready:
+            self.bootstrap(client)
+        pipe = client.pipeline(transaction=False)
+        for transaction_id in transaction_ids:
+            pipe.execute_command("JSON.GET", keys.txn_key(transaction_id), "$.content_hash")
+        for transaction_id in label_ids:
+            pipe.execute_command("JSON.GET", keys.txn_key(transaction_id), "$.terminal_id", "$.timestamp")
+        parse_state = feature_store.queue_state_reads(pipe, state_events)
+        replies = pipe.execute() if len(pipe) else []
+        documents = len(transaction_ids) + len(label_ids)
+        state = parse_state(iter(replies[documents:]))
+        existing: dict[str, str] = {}
+        for transaction_id, reply in zip(transaction_ids, replies, strict=False):
+            hashes = _json_reply(reply)
+            if hashes is not None:
+                existing[transaction_id] = hashes[0] if hashes else ""
+        targets: dict[str, LabelTarget] = {}
+        for transaction_id, reply in zip(label_ids, replies[len(transaction_ids) : documents], strict=True):
+            found = _json_reply(reply)
+            if found is not None and found.get("$.timestamp"):
+                terminal = found.get("$.terminal_id") or [None]
+                targets[transaction_id] = LabelTarget(terminal[0], int(found["$.timestamp"][0]))
+        return ReadResult(existing, targets, state)
+
+    # --- round trip 2: documents and rejections ---------------------------------------------------
+
+    def write_documents(
         self,
         client: redis.Redis,
         scored: Sequence[ScoredTransaction],
@@ -140,26 +200,38 @@ class TransactionStore:
         *,
         processing_ms: float,
         rejected_at_ms: int,
-    ) -> WriteOutcome:
+    ) -> DocumentOutcome:
         if not self._ready:
             self.bootstrap(client)
         results = self._write_once(client, scored, rejections, processing_ms, rejected_at_ms)
         if any(isinstance(r, NoScriptError) for r in results):
             self.bootstrap(client)
             results = self._write_once(client, scored, rejections, processing_ms, rejected_at_ms)
-        txn_results, rejection_results = results[: len(scored)], results[len(scored) :]
-        transactions: list[bool | Exception] = []
-        dropped = 0
-        for result in txn_results:
-            if isinstance(result, Exception):
-                transactions.append(result)
+        documents, rejection_results = results[: 2 * len(scored)], results[2 * len(scored) :]
+        transactions: list[int | Exception] = []
+        raced: list[int] = []  # NX refused: stored meanwhile, compare the content
+        for i in range(len(scored)):
+            written, expired = documents[2 * i], documents[2 * i + 1]
+            if isinstance(written, Exception):
+                transactions.append(written)
+            elif written:
+                transactions.append(expired if isinstance(expired, Exception) else STORED)
             else:
-                transactions.append(bool(int(result[0])))
-                dropped += int(result[1])
+                transactions.append(ALREADY_STORED)
+                raced.append(i)
+        if raced:
+            pipe = client.pipeline(transaction=False)
+            for i in raced:
+                pipe.execute_command(
+                    "JSON.GET", keys.txn_key(scored[i].transaction.transaction_id), "$.content_hash"
+                )
+            for i, reply in zip(raced, pipe.execute(raise_on_error=False), strict=True):
+                if isinstance(reply, Exception):
+                    transactions[i] = reply
+                elif _json_reply(reply) not in (None, [], [scored[i].transaction.content_hash]):
+                    transactions[i] = CONFLICT
         rejected = [r if isinstance(r, Exception) else bool(int(r)) for r in rejection_results]
-        stored = [item for item, ok in zip(scored, transactions, strict=True) if ok is True]
-        self._write_latency(client, stored)
-        return WriteOutcome(transactions, rejected, dropped)
+        return DocumentOutcome(transactions, rejected)
 
     def _write_once(
         self,
@@ -169,28 +241,16 @@ class TransactionStore:
         processing_ms: float,
         rejected_at_ms: int,
     ) -> list:
+        if not scored and not rejections:
+            return []
         pipe = client.pipeline(transaction=False)
         for item in scored:
-            txn = item.transaction
-            legacy_split = keys.LEGACY_FRAUD if item.verdict == Verdict.FRAUD else keys.LEGACY_NOT_FRAUD
-            pipe.evalsha(
-                self._store_transaction.sha,
-                7,
-                keys.txn_key(txn.transaction_id),
-                keys.TS_FRAUD,
-                keys.TS_ANOMALY,
-                keys.verdict_series(item.verdict),
-                keys.TS_SCORED,
-                keys.LEGACY_ALL,
-                legacy_split,
-                item.document_json(processing_ms=processing_ms),
-                txn.timestamp_ms,
-                repr(item.fraud_probability),
-                repr(item.anomaly_score),
-                item.scored_at_ms,
-            )
+            key = keys.txn_key(item.transaction.transaction_id)
+            pipe.execute_command("JSON.SET", key, "$", item.document_json(processing_ms=processing_ms), "NX")
+            pipe.execute_command("PEXPIRE", key, self._txn_retention_ms, "NX")
         for rejection in rejections:
             ref = rejection.ref
+            sha256, length, data = RejectedRecord(rejection).fields(self._keep_payload)
             pipe.evalsha(
                 self._store_rejection.sha,
                 3,
@@ -199,28 +259,126 @@ class TransactionStore:
                 keys.TS_REJECTED,
                 rejection.reason.value,
                 rejection.detail,
-                base64.b64encode(rejection.raw[: keys.REJECTED_DATA_LIMIT]).decode("ascii"),
+                sha256,
+                length,
                 ref.shard_id,
                 ref.sequence_number,
                 rejected_at_ms,
                 keys.REJECTED_SEEN_TTL_S,
                 keys.REJECTED_STREAM_MAXLEN,
+                data,
             )
-        return pipe.execute(raise_on_error=False) if (scored or rejections) else []
+        return pipe.execute(raise_on_error=False)
 
-    def _write_latency(self, client: redis.Redis, stored: Sequence[ScoredTransaction]) -> None:
-        """The batch's p50/p99 end-to-end latency over the transactions it newly stored."""
-        if not stored:
-            return
-        latencies = sorted(item.latency_ms for item in stored)
-        at = max(item.scored_at_ms for item in stored)
+    # --- round trip 3: entity state, label effects, samples ---------------------------------------
+
+    def write_effects(
+        self,
+        client: redis.Redis,
+        state_events: Sequence[feature_store.StateEvent],
+        labels: Sequence[tuple[str, int, LabelTarget, int]],
+        stored: Sequence[ScoredTransaction],
+        replayed: Sequence[str] = (),
+    ) -> int:
+        """Apply entity state for `state_events`, `labels` (transaction id, label, target, reported at)
+        and the time-series samples of the newly `stored` transactions; give the `replayed` documents
+        their TTL if they lack it (a PEXPIRE lost with its connection). Raises RedisError if a state
+        or label write failed (the caller retries the records: those writes are idempotent). Returns
+        the number of samples the series refused (e.g. older than retention)."""
         pipe = client.pipeline(transaction=False)
-        for key, quantile in ((keys.TS_LATENCY_P50, 0.50), (keys.TS_LATENCY_P99, 0.99)):
-            pipe.execute_command("TS.ADD", key, at, nearest_rank(latencies, quantile), "ON_DUPLICATE", "MAX")
-        # A latency sample is telemetry: losing one (refused, or Redis gone just now) must not fail a
-        # batch whose transactions are already stored.
-        with contextlib.suppress(RedisError):
-            pipe.execute(raise_on_error=False)
+        for transaction_id in replayed:
+            pipe.execute_command("PEXPIRE", keys.txn_key(transaction_id), self._txn_retention_ms, "NX")
+        feature_store.queue_state_writes(pipe, state_events)
+        label_start = len(pipe)
+        for transaction_id, label, target, reported_at in labels:
+            # The document says what was reported; the terminal's fraud marks are what features read.
+            pipe.execute_command("JSON.SET", keys.txn_key(transaction_id), "$.label", label)
+            pipe.execute_command("JSON.SET", keys.txn_key(transaction_id), "$.label_reported_at", reported_at)
+            if target.terminal_id is not None:
+                feature_store.queue_label(
+                    pipe, target.terminal_id, target.timestamp_ms, transaction_id, label, reported_at
+                )
+        samples_start = len(pipe)
+        samples = _aggregate_samples(stored)
+        if samples:
+            pipe.execute_command("TS.MADD", *(v for sample in samples for v in sample[:3]))
+        _queue_latency(pipe, stored)
+        if not len(pipe):
+            return 0
+        results = pipe.execute(raise_on_error=False)
+        effects = results[:samples_start]
+        if any(isinstance(r, NoScriptError) for r in effects[label_start:]):
+            # Redis restarted since the documents were written: reload, and replay only the label
+            # commands (idempotent; the samples were not refused for this reason and must not repeat).
+            self.bootstrap(client)
+            retry = client.pipeline(transaction=False)
+            for transaction_id, label, target, reported_at in labels:
+                if target.terminal_id is not None:
+                    feature_store.queue_label(
+                        retry, target.terminal_id, target.timestamp_ms, transaction_id, label, reported_at
+                    )
+            effects = effects[:label_start] + retry.execute(raise_on_error=False)
+        failed = [r for r in effects if isinstance(r, Exception)]
+        if failed:
+            raise failed[0] if isinstance(failed[0], RedisError) else RedisError(str(failed[0]))
+        return self._retry_refused_samples(client, samples, results[samples_start] if samples else [])
+
+    def _retry_refused_samples(self, client: redis.Redis, samples: list, replies: object) -> int:
+        """A sample TS.MADD refused is retried alone with TS.ADD ON_DUPLICATE (which also re-creates a
+        series deleted behind our back); one refused again (older than the retention) is dropped."""
+        if isinstance(replies, Exception):
+            replies = [replies] * len(samples)
+        refused = [s for s, r in zip(samples, replies, strict=True) if isinstance(r, Exception)]
+        if not refused:
+            return 0
+        pipe = client.pipeline(transaction=False)
+        for key, ts, value, policy in refused:
+            pipe.execute_command("TS.ADD", key, ts, value, "ON_DUPLICATE", policy)
+        try:
+            again = pipe.execute(raise_on_error=False)
+        except RedisError:
+            return len(refused)
+        return sum(isinstance(r, Exception) for r in again)
+
+
+def _aggregate_samples(stored: Sequence[ScoredTransaction]) -> list[tuple[str, int, float, str]]:
+    """One sample per (series, timestamp) for the whole batch, combined as the series' own
+    DUPLICATE_POLICY would combine them (MAX or SUM): the same series, fewer writes."""
+    if not stored:
+        return []
+    maxima: dict[tuple[str, int], float] = {}
+    sums: dict[tuple[str, int], float] = {}
+
+    def high(key: str, ts: int, value: float) -> None:
+        at = (key, ts)
+        previous = maxima.get(at)
+        if previous is None or value > previous:
+            maxima[at] = value
+
+    for item in stored:
+        t, fraud = item.transaction.timestamp_ms, item.fraud_probability
+        high(keys.TS_FRAUD, t, fraud)
+        high(keys.TS_ANOMALY, t, item.anomaly_score)
+        high(keys.LEGACY_ALL, t, fraud)
+        high(keys.LEGACY_FRAUD if item.verdict == Verdict.FRAUD else keys.LEGACY_NOT_FRAUD, t, fraud)
+        at = (keys.verdict_series(item.verdict), t)
+        sums[at] = sums.get(at, 0) + 1
+    scored_at = max(item.scored_at_ms for item in stored)
+    sums[(keys.TS_SCORED, scored_at)] = sums.get((keys.TS_SCORED, scored_at), 0) + len(stored)
+    return [(k, ts, repr(v), "MAX") for (k, ts), v in maxima.items()] + [
+        (k, ts, repr(float(v)), "SUM") for (k, ts), v in sums.items()
+    ]
+
+
+def _queue_latency(pipe: object, stored: Sequence[ScoredTransaction]) -> None:
+    """The batch's p50/p99 end-to-end latency over the transactions it newly stored (telemetry: a
+    refused sample is ignored)."""
+    if not stored:
+        return
+    latencies = sorted(item.latency_ms for item in stored)
+    at = max(item.scored_at_ms for item in stored)
+    for key, quantile in ((keys.TS_LATENCY_P50, 0.50), (keys.TS_LATENCY_P99, 0.99)):
+        pipe.execute_command("TS.ADD", key, at, nearest_rank(latencies, quantile), "ON_DUPLICATE", "MAX")
 
 
 def nearest_rank(sorted_values: Sequence[float], quantile: float) -> float:

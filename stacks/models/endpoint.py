@@ -1,4 +1,5 @@
-"""One SageMaker model served behind an endpoint with a stable name."""
+"""SageMaker models served behind endpoints with stable names: one model per endpoint, or several
+models on one instance (a multi-container endpoint with direct invocation)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,10 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
+
+MAX_CONTAINERS = (
+    15  # "Currently there is a limit of up to 15 containers supported on a multi-container endpoint"
+)
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,77 @@ class ModelEndpoint(Construct):
             service="sagemaker",
             resource="endpoint",
             # SageMaker lower-cases endpoint names in ARNs; IAM compares ARNs case-sensitively.
+            resource_name=endpoint_name.lower(),
+            arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+        )
+
+
+@dataclass(frozen=True)
+class Container:
+    hostname: str
+    image_uri: str
+    model_data_url: str
+
+
+class SharedModelEndpoint(Construct):
+    """Several models on one instance: a multi-container CfnModel invoked directly
+    (InferenceExecutionConfig Mode=Direct), one endpoint config, one endpoint with a stable name.
+
+    Each call names its container with TargetContainerHostname (SageMaker developer guide, "Invoke a
+    multi-container endpoint with direct invocation"); one instance serves both models, which halves
+    the idle cost of two single-model endpoints.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        endpoint_name: str,
+        containers: list[Container],
+        role: iam.IRole,
+        key: kms.IKey,
+        instance_type: str,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        if not 2 <= len(containers) <= MAX_CONTAINERS:
+            raise ValueError(f"a multi-container endpoint hosts 2 to {MAX_CONTAINERS} containers")
+        self.model = sagemaker.CfnModel(
+            self,
+            "Model",
+            execution_role_arn=role.role_arn,
+            containers=[
+                sagemaker.CfnModel.ContainerDefinitionProperty(
+                    container_hostname=c.hostname, image=c.image_uri, model_data_url=c.model_data_url
+                )
+                for c in containers
+            ],
+            inference_execution_config=sagemaker.CfnModel.InferenceExecutionConfigProperty(mode="Direct"),
+        )
+        self.endpoint_config = sagemaker.CfnEndpointConfig(
+            self,
+            "Config",
+            production_variants=[
+                sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+                    variant_name="AllTraffic",
+                    model_name=self.model.attr_model_name,
+                    initial_instance_count=1,
+                    instance_type=instance_type,
+                    initial_variant_weight=1.0,
+                )
+            ],
+            kms_key_id=key.key_arn,
+        )
+        self.endpoint = sagemaker.CfnEndpoint(
+            self,
+            "Endpoint",
+            endpoint_name=endpoint_name,
+            endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
+        )
+        self.endpoint_name: str = self.endpoint.attr_endpoint_name
+        self.endpoint_arn: str = Stack.of(self).format_arn(
+            service="sagemaker",
+            resource="endpoint",
             resource_name=endpoint_name.lower(),
             arn_format=ArnFormat.SLASH_RESOURCE_NAME,
         )

@@ -1,4 +1,10 @@
-"""TrainedModels: the two SageMaker models, trained during `cdk deploy` and served behind endpoints."""
+"""TrainedModels: the two SageMaker models, trained during `cdk deploy` and served behind endpoints.
+
+Default layout ("shared"): both models on one instance, a multi-container endpoint with direct
+invocation; the scorer gets the same endpoint name twice and names the container on each call
+(contracts.sagemaker_formats.*_CONTAINER_HOSTNAME). "separate": one endpoint per model (the XGBoost one
+optionally serverless).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +14,9 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from contracts.sagemaker_formats import ANOMALY_CONTAINER_HOSTNAME, FRAUD_CONTAINER_HOSTNAME
 from stacks.models.config import ModelsConfig
-from stacks.models.endpoint import ModelEndpoint, ServerlessSettings
+from stacks.models.endpoint import Container, ModelEndpoint, ServerlessSettings, SharedModelEndpoint
 from stacks.models.image_mapping import BuiltInImages
 from stacks.models.permissions import (
     acknowledge,
@@ -19,6 +26,7 @@ from stacks.models.permissions import (
 )
 from stacks.models.training import TrainingRun
 from training.custom_resource.naming import PREFIXES
+from training.custom_resource.quotas import Need, merge
 from training.custom_resource.sources import parse_s3_uri
 
 MAX_ENDPOINT_NAME = 63
@@ -27,8 +35,10 @@ MAX_ENDPOINT_NAME = 63
 class TrainedModels(Construct):
     """XGBoost fraud classifier + Random Cut Forest anomaly model, each behind a stable-name endpoint.
 
-    Exposes `fraud_endpoint_name`, `anomaly_endpoint_name`, `fraud_threshold`, `anomaly_threshold`
-    (strings, tokens when trained at deploy time), `endpoint_arns` and `grant_invoke(grantee)`.
+    Exposes `fraud_endpoint_name`, `anomaly_endpoint_name` (equal in the shared layout),
+    `fraud_threshold`, `anomaly_threshold`, `feature_spec_version` (strings, tokens when trained at
+    deploy time), `endpoints` (label -> name, one entry per endpoint, for alarms), `endpoint_arns`
+    and `grant_invoke(grantee)`.
     """
 
     def __init__(self, scope: Construct, construct_id: str, *, config: ModelsConfig) -> None:
@@ -79,6 +89,7 @@ class TrainedModels(Construct):
             self._grant_read_objects(self.model_role, [fraud_data_url, anomaly_data_url])
             self.fraud_threshold: str = repr(config.fraud_threshold)
             self.anomaly_threshold: str = repr(config.anomaly_threshold)
+            self.feature_spec_version: str = config.model_feature_spec_version or ""
         else:
             self.training = TrainingRun(
                 self,
@@ -87,6 +98,7 @@ class TrainedModels(Construct):
                 bucket=self.bucket,
                 xgboost_image=images.xgboost_image,
                 rcf_image=images.rcf_image,
+                quota_needs=self.quota_needs(config),
             )
             allow_objects(self.model_role, self.bucket, PREFIXES.training, ["s3:GetObject"])
             acknowledge(
@@ -100,8 +112,28 @@ class TrainedModels(Construct):
             anomaly_data_url = self.training.anomaly_model_data_url
             self.fraud_threshold = self.training.fraud_threshold
             self.anomaly_threshold = self.training.anomaly_threshold
+            self.feature_spec_version = self.training.feature_spec_version
 
         base_name = self._endpoint_base_name()
+        if config.shared_endpoint:
+            self.shared = SharedModelEndpoint(
+                self,
+                "Shared",
+                endpoint_name=f"{base_name}-models",
+                containers=[
+                    Container(FRAUD_CONTAINER_HOSTNAME, images.xgboost_image, fraud_data_url),
+                    Container(ANOMALY_CONTAINER_HOSTNAME, images.rcf_image, anomaly_data_url),
+                ],
+                role=self.model_role,
+                key=self.key,
+                instance_type=config.endpoint_instance_type,
+            )
+            self.shared.model.node.add_dependency(self.model_role)
+            self.fraud_endpoint_name: str = self.shared.endpoint_name
+            self.anomaly_endpoint_name: str = self.shared.endpoint_name
+            self.endpoints: dict[str, str] = {"Models": self.shared.endpoint_name}
+            self.endpoint_arns: list[str] = [self.shared.endpoint_arn]
+            return
         serverless = (
             ServerlessSettings(
                 memory_size_mb=config.fraud_serverless_memory_mb,
@@ -134,12 +166,29 @@ class TrainedModels(Construct):
         for endpoint in (self.fraud, self.anomaly):
             # The model must be able to read its artifacts before SageMaker creates it.
             endpoint.model.node.add_dependency(self.model_role)
-        self.fraud_endpoint_name: str = self.fraud.endpoint_name
-        self.anomaly_endpoint_name: str = self.anomaly.endpoint_name
-        self.endpoint_arns: list[str] = [self.fraud.endpoint_arn, self.anomaly.endpoint_arn]
+        self.fraud_endpoint_name = self.fraud.endpoint_name
+        self.anomaly_endpoint_name = self.anomaly.endpoint_name
+        self.endpoints = {"Fraud": self.fraud.endpoint_name, "Anomaly": self.anomaly.endpoint_name}
+        self.endpoint_arns = [self.fraud.endpoint_arn, self.anomaly.endpoint_arn]
+
+    @staticmethod
+    def quota_needs(config: ModelsConfig) -> list[Need]:
+        """Instances this deployment runs at once, per quota: two training jobs and two scoring
+        transforms in parallel, then the endpoint instance(s)."""
+        needs = [
+            Need(config.training_instance_type, "training job", 2),
+            Need(config.transform_instance_type, "transform job", 2),
+        ]
+        if config.shared_endpoint:
+            needs.append(Need(config.endpoint_instance_type, "endpoint", 1))
+        else:
+            if not config.fraud_serverless:
+                needs.append(Need(config.fraud_instance_type, "endpoint", 1))
+            needs.append(Need(config.anomaly_instance_type, "endpoint", 1))
+        return merge(needs)
 
     def grant_invoke(self, grantee: iam.IGrantable) -> iam.Grant:
-        """sagemaker:InvokeEndpoint on this construct's two endpoints only."""
+        """sagemaker:InvokeEndpoint on this construct's endpoint(s) only."""
         return iam.Grant.add_to_principal(
             grantee=grantee, actions=["sagemaker:InvokeEndpoint"], resource_arns=self.endpoint_arns
         )

@@ -1,9 +1,12 @@
 """Training during `cdk deploy`: a custom resource on the CDK Provider framework.
 
-on_event prepares the data (stdlib `training.prepare`, inside the Lambda) and starts the two
-training jobs; is_complete polls them, runs batch transforms to score the validation / training
-splits, and returns the model artifacts and data-driven thresholds as attributes. Job names are a
-hash of data + hyperparameters + image, so an unchanged input reuses the completed jobs.
+on_event checks the SageMaker quotas, prepares the data (stdlib `training.prepare`, inside the
+Lambda: by default simulated transactions and their offline features) and starts the two training
+jobs; is_complete polls them, runs batch transforms to score the validation / training splits, and
+returns the model artifacts, data-driven thresholds and the feature-spec version as attributes. Job
+names are a hash of data + hyperparameters + image, so an unchanged input reuses the completed jobs.
+Every time limit comes from `training.custom_resource.budget`, so the whole run ends before
+CloudFormation's custom-resource timeout (ServiceTimeout, at most 3600 s).
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ from stacks.models.permissions import (
     sagemaker_name_prefix_finding,
     wildcard_resource,
 )
+from training.custom_resource import budget
 from training.custom_resource.naming import JOB_PREFIX, MODEL_PREFIX, PREFIXES
+from training.custom_resource.quotas import Need
 from training.custom_resource.sources import parse_s3_uri
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -52,7 +57,13 @@ RUNTIME_ASSET_RULES = [
     "*.pyc",
 ]
 RUNTIME = lambda_.Runtime.PYTHON_3_14  # stdlib + the runtime's boto3: no bundling, no Docker
-PROVIDER_TOTAL_TIMEOUT = Duration.hours(2)  # the Provider framework's maximum; training takes ~20 min
+SERVICE_TIMEOUT = Duration.seconds(budget.SERVICE_TIMEOUT_S)
+PROVIDER_TOTAL_TIMEOUT = Duration.seconds(budget.PROVIDER_TOTAL_TIMEOUT_S)
+# The full-size simulated preparation peaks at 1,217 MB (measured locally, 86 s of CPU; docs/training.md);
+# 4 GB leaves ample room. A Lambda gets CPU in proportion to memory, but the work is single-threaded,
+# so more memory than this buys nothing.
+PREPARE_MEMORY_MB = 4096
+PREPARE_STORAGE_MB = 2048  # the prepared splits (~0.5 GB at full size) or the ULB zip and its splits
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 GET, PUT = "s3:GetObject", "s3:PutObject"
 
@@ -69,6 +80,7 @@ class TrainingRun(Construct):
         bucket: s3.IBucket,
         xgboost_image: str,
         rcf_image: str,
+        quota_needs: list[Need],
     ) -> None:
         super().__init__(scope, construct_id)
         self._bucket = bucket
@@ -103,18 +115,16 @@ class TrainingRun(Construct):
             "Prepare",
             code=code,
             handler="training.custom_resource.handler.on_event",
-            # Preparation holds the dataset (~285k rows: ~7 s and ~160 MB locally) in memory and
-            # writes the source and the splits (~400 MB for the ULB data) to /tmp.
-            memory_size=2048,
-            timeout=Duration.minutes(15),
-            ephemeral_storage_mb=2048,
+            memory_size=PREPARE_MEMORY_MB,
+            timeout=Duration.seconds(budget.PREPARE_TIMEOUT_S),
+            ephemeral_storage_mb=PREPARE_STORAGE_MB,
         )
         self.is_complete_function = self._function(
             "Poll",
             code=code,
             handler="training.custom_resource.handler.is_complete",
             memory_size=1024,
-            timeout=Duration.minutes(5),
+            timeout=Duration.seconds(budget.POLL_TIMEOUT_S),
             ephemeral_storage_mb=512,
         )
         prepare_role, poll_role = self.on_event_function.role, self.is_complete_function.role
@@ -129,16 +139,32 @@ class TrainingRun(Construct):
         for role in (prepare_role, poll_role):
             self._allow_sagemaker_jobs(role)
         self._allow_source(prepare_role, config, source_uri)
+        self._allow_quota_reads(prepare_role)
 
         provider = self._provider()
+        simulation = config.simulation
         self.resource = CustomResource(
             self,
             "Models",
             service_token=provider.service_token,
+            # Explicit: CloudFormation's maximum and default; the budget below is measured against it.
+            service_timeout=SERVICE_TIMEOUT,
             resource_type="Custom::FraudModelTraining",
             properties={
                 "Source": source_uri,
+                "SourceSha256": config.data_sha256 or "",
+                "Simulation": {
+                    "Customers": str(simulation.customers),
+                    "Terminals": str(simulation.terminals),
+                    "Days": str(simulation.days),
+                    "Start": simulation.start,
+                    "Seed": str(simulation.seed),
+                },
                 "SyntheticRows": str(config.synthetic_rows),
+                # Checked before anything starts (training/custom_resource/quotas.py).
+                "Quotas": [need.as_property() for need in quota_needs],
+                "TrainingMaxRuntimeSeconds": str(budget.TRAINING_MAX_RUNTIME_S),
+                "JobDeadlineSeconds": str(budget.JOB_DEADLINE_S),
                 "Bucket": bucket.bucket_name,
                 "JobRoleArn": self.job_role.role_arn,
                 "XgboostImage": xgboost_image,
@@ -157,6 +183,9 @@ class TrainingRun(Construct):
         self.fraud_threshold: str = self.resource.get_att_string("FraudThreshold")
         self.anomaly_threshold: str = self.resource.get_att_string("AnomalyThreshold")
         self.data_sha256: str = self.resource.get_att_string("DataSha256")
+        # What the models' rows hold: contracts.features.SPEC_VERSION for the simulated data (the
+        # scorer compares it with its own and refuses to score on a mismatch).
+        self.feature_spec_version: str = self.resource.get_att_string("FeatureSpecVersion")
 
     def _source_uri(self, config: ModelsConfig) -> str:
         if config.source_kind != "file":
@@ -177,6 +206,22 @@ class TrainingRun(Construct):
             iam.PolicyStatement(
                 actions=[GET], resources=[f"arn:{Stack.of(self).partition}:s3:::{bucket_name}/{key}"]
             )
+        )
+
+    def _allow_quota_reads(self, role: iam.IRole) -> None:
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["servicequotas:ListServiceQuotas", "servicequotas:ListAWSDefaultServiceQuotas"],
+                resources=["*"],
+            )
+        )
+        acknowledge(
+            role,
+            {
+                wildcard_resource("*"): "Service Quotas' List actions support no resource-level permissions "
+                "(Service Authorization Reference, Service Quotas); they only read quota values, which "
+                "the preparation checks before starting any SageMaker job."
+            },
         )
 
     def _function(
@@ -289,7 +334,7 @@ class TrainingRun(Construct):
             "Provider",
             on_event_handler=self.on_event_function,
             is_complete_handler=self.is_complete_function,
-            query_interval=Duration.minutes(1),
+            query_interval=Duration.seconds(budget.POLL_INTERVAL_S),
             total_timeout=PROVIDER_TOTAL_TIMEOUT,
             log_group=provider_logs,
             framework_on_event_role=framework_roles[0],

@@ -12,11 +12,13 @@ REDIS_PORT = 6379
 
 @dataclass(frozen=True)
 class RedisConnection:
-    """A Redis endpoint plus the secret that holds its connection JSON.
+    """A Redis endpoint plus the secrets that hold its connection JSON, one per ACL user.
 
-    The secret's JSON is `{"host", "port", "password", "username"?, "tls"?}` in both modes
+    Each secret's JSON is `{"host", "port", "password", "username", "tls"}` in both modes
     (docs/architecture.md), so consumers read everything from the secret; `host`, `port` and `tls`
     are here too for outputs and for consumers that need them at synth time.
+    `secret` logs in as the scorer's user (read/write), `grafana_secret` as the read-only `grafana`
+    user the Grafana data source must use (contracts/redis_acl.py).
     """
 
     secret: secretsmanager.ISecret
@@ -25,6 +27,8 @@ class RedisConnection:
     tls: bool
     # The Redis server's security group in self-hosted mode; None when Redis is outside the VPC.
     connections: ec2.Connections | None = None
+    # The read-only Grafana user's connection secret (same JSON keys).
+    grafana_secret: secretsmanager.ISecret | None = None
 
     @property
     def endpoint(self) -> str:

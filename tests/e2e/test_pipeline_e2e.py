@@ -4,14 +4,16 @@ stand-in, and a real Redis Stack. Every figure is read back from Redis and from 
 
 from __future__ import annotations
 
-import base64
 import contextlib
+import hashlib
 import json
 import threading
 import time
 
 import pytest
 
+from contracts.events import LABEL_EVENT_TYPE, TYPE_FIELD
+from contracts.redis_keys import REJECTED_STREAM
 from demo.pipeline import DEFAULT_TRIGGER, LocalPipeline, PipelineSettings
 from demo.tally import lost
 from emulators.kinesis_trigger import TriggerSettings
@@ -19,16 +21,28 @@ from emulators.kinesis_trigger import TriggerSettings
 pytestmark = pytest.mark.e2e
 
 
+def settings(world, **overrides) -> PipelineSettings:
+    return PipelineSettings(world=world, **overrides)
+
+
+def is_label_event(record: dict) -> bool:
+    with contextlib.suppress(ValueError, AttributeError):
+        return json.loads(record["Data"]).get(TYPE_FIELD) == LABEL_EVENT_TYPE
+    return False
+
+
 def transaction_ids(records: list[dict]) -> list[str]:
     ids = []
     for record in records:
-        with contextlib.suppress(ValueError, KeyError):  # a poison record is not a transaction
+        if is_label_event(record):
+            continue
+        with contextlib.suppress(ValueError, KeyError, TypeError):  # a poison record is not a transaction
             ids.append(json.loads(record["Data"])["transaction_id"])
     return ids
 
 
 def assert_each_sent_transaction_stored_exactly_once(pipeline: LocalPipeline) -> None:
-    sent = pipeline.sent_records()
+    sent = [record for record in pipeline.sent_records() if not is_label_event(record)]
     ids = transaction_ids(sent)
     tally = pipeline.tally()
     audit = pipeline.audit(ids)
@@ -47,28 +61,31 @@ def wait_until_stored(pipeline: LocalPipeline, at_least: int, timeout_s: float =
         time.sleep(0.1)
 
 
-def test_20000_transactions_each_stored_exactly_once(redis_url, local_models):
+def test_10000_transactions_each_stored_exactly_once(redis_url, local_models, e2e_world):
     # GIVEN the pipeline on a 4-shard stream
-    with LocalPipeline(PipelineSettings(redis_url=redis_url, shards=4), models=local_models) as pipeline:
-        # WHEN the producer sends 20,000 transactions as fast as it can
-        summary = pipeline.produce(count=20_000)
+    with LocalPipeline(settings(e2e_world, redis_url=redis_url, shards=4), models=local_models) as pipeline:
+        # WHEN the producer sends 10,000 transactions (and their fraud reports) as fast as it can
+        summary = pipeline.produce(count=10_000)
         assert pipeline.wait_until_caught_up(timeout_s=300)
 
         # THEN every one is in Redis once, counted once, and nothing was rejected or given up on
-        assert summary.sent == 20_000
+        assert summary.sent == 10_000
         assert_each_sent_transaction_stored_exactly_once(pipeline)
         tally = pipeline.tally()
-        assert tally.stored == 20_000
+        assert tally.stored == 10_000
         assert tally.rejected == 0
+        # and every fraud report (label event) reached its transaction's document
+        assert summary.labels_sent > 0
+        assert tally.reported_frauds == summary.labels_sent
         assert tally.fraud + tally.suspicious > 0  # the models really scored
         assert tally.latency_p50_ms is not None
         assert tally.latency_p50_ms >= 0
 
 
-def test_redis_killed_and_restarted_mid_run_loses_and_duplicates_nothing(local_models):
+def test_redis_killed_and_restarted_mid_run_loses_and_duplicates_nothing(local_models, e2e_world):
     # GIVEN a pipeline whose own Redis keeps an append-only file, and a producer running
-    settings = PipelineSettings(redis_persistence=True, shards=4)
-    with LocalPipeline(settings, models=local_models) as pipeline:
+    with_aof = settings(e2e_world, redis_persistence=True, shards=4)
+    with LocalPipeline(with_aof, models=local_models) as pipeline:
         producer = threading.Thread(target=pipeline.produce, kwargs={"count": 6000, "rate": 1500})
         producer.start()
         wait_until_stored(pipeline, 1000)
@@ -83,22 +100,23 @@ def test_redis_killed_and_restarted_mid_run_loses_and_duplicates_nothing(local_m
         assert pipeline.wait_until_caught_up(timeout_s=300)
 
         # THEN after catching up every transaction is present exactly once
-        assert len(pipeline.sent_records()) == 6000
+        assert len(transaction_ids(pipeline.sent_records())) == 6000
         assert_each_sent_transaction_stored_exactly_once(pipeline)
         # and the kill really came mid-run
         assert stored_at_kill < 6000
 
 
-def test_sagemaker_errors_and_timeouts_are_retried_without_loss(redis_url, local_models):
+def test_sagemaker_errors_and_timeouts_are_retried_without_loss(redis_url, local_models, e2e_world):
     # GIVEN an endpoint stand-in where 30% of calls answer 500 and 3% hang past the client's 10 s read
     # timeout (with seed 131 the very first call hangs, so a timeout is certain, and no other does in
     # the first 60 calls, which keeps the test short)
-    settings = PipelineSettings(
+    faulty = settings(
+        e2e_world,
         redis_url=redis_url,
         shards=2,
         trigger=TriggerSettings(**{**DEFAULT_TRIGGER.__dict__, "batch_size": 100}),
     )
-    with LocalPipeline(settings, models=local_models) as pipeline:
+    with LocalPipeline(faulty, models=local_models) as pipeline:
         pipeline.sagemaker.set_faults(error_rate=0.3, timeout_rate=0.03, hang_s=12, seed=131)
 
         # WHEN 1,000 transactions go through
@@ -110,24 +128,25 @@ def test_sagemaker_errors_and_timeouts_are_retried_without_loss(redis_url, local
         assert pipeline.sagemaker.calls > 2 * pipeline.trigger.invocations
 
 
-def test_a_poison_record_does_not_stop_its_shard(redis_url, local_models):
+def test_a_poison_record_does_not_stop_its_shard(redis_url, local_models, e2e_world):
     # GIVEN a single-shard stream, so the poison record and everything after it share one shard
-    with LocalPipeline(PipelineSettings(redis_url=redis_url, shards=1), models=local_models) as pipeline:
-        pipeline.produce(count=500, seed=1)
+    with LocalPipeline(settings(e2e_world, redis_url=redis_url, shards=1), models=local_models) as pipeline:
+        pipeline.produce(count=500)
         poison = b"\xff\xfe this is not JSON"
         poison_sequence = pipeline.put_raw(poison, partition_key="card-00001")
-        pipeline.produce(count=500, seed=2)
+        pipeline.produce(count=500)  # the world's next 500 (the producer's checkpoint)
 
         # WHEN the trigger has worked through the shard
         assert pipeline.wait_until_caught_up(timeout_s=300)
 
-        # THEN the poison record is in txn:rejected, with its raw data and position
+        # THEN the poison record is in the rejected stream, by hash, length and position
         with pipeline.redis_client() as client:
-            entries = client.xrange("txn:rejected")
+            entries = client.xrange(REJECTED_STREAM)
         assert len(entries) == 1
         fields = entries[0][1]
         assert fields["sequence_number"] == poison_sequence
-        assert base64.b64decode(fields["data"]) == poison
+        assert fields["sha256"] == hashlib.sha256(poison).hexdigest()
+        assert int(fields["length"]) == len(poison)
         assert fields["reason"]
         # and every transaction, including all 500 sent after the poison record, is stored once
         after = [r for r in pipeline.sent_records() if int(r["SequenceNumber"]) > int(poison_sequence)]

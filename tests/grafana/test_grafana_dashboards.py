@@ -9,6 +9,7 @@ from collections import Counter
 import pytest
 
 from contracts import redis_keys as schema
+from contracts.features import FEATURES
 from grafana import DATASOURCE_TYPE, DATASOURCE_UID
 from grafana.queries import (
     PanelTarget,
@@ -29,9 +30,11 @@ COMPACTIONS = {
     for series in schema.series_catalog()
     for aggregation, destination in series.compactions
 }
-INDEXED = {name for name, _ in schema.INDEX_FIELDS}
+INDEXED = {name for name, _ in schema.INDEX_FIELDS} | set(schema.INDEX_FEATURE_FIELDS)
 # Fields of the transaction document that are not indexed but can be returned by JSONPath.
 DOCUMENT_FIELDS = {"transaction_id", "features", "label", "processing_ms", "format", "kinesis"}
+# ... and the feature values the model saw, `$.features.<NAME>` for every name of the spec.
+DOCUMENT_FIELDS |= {f"features.{name}" for name in FEATURES}
 WINDOW = TimeRange(start_ms=0, end_ms=3_600_000)
 
 
@@ -128,3 +131,56 @@ def test_the_original_demo_series_all_have_a_panel():
     charted = {t.target.get("keyName") for t in TARGETS}
     assert {schema.LEGACY_ALL, schema.LEGACY_FRAUD, schema.LEGACY_NOT_FRAUD} <= charted
     assert any(t.target.get("filter") == "type=fraud_score" for t in TARGETS)
+
+
+def panels_where(predicate):
+    return [
+        panel
+        for dashboard in DASHBOARDS
+        for panel in iter_panels(dashboard)
+        if any(predicate(target) for target in panel["targets"])
+    ]
+
+
+def test_no_panel_shows_raw_rejected_payloads():
+    # The rejected stream may keep raw payload bytes (`data`, only with REJECTED_KEEP_PAYLOAD=true):
+    # every panel reading its entries hides that column.
+    panels = panels_where(lambda t: t.get("keyName") == schema.REJECTED_STREAM and "range" in t["command"])
+    assert panels, "no panel lists rejected records"
+    for panel in panels:
+        hidden = {
+            name
+            for transformation in panel.get("transformations", [])
+            if transformation["id"] == "organize"
+            for name, excluded in transformation["options"].get("excludeByName", {}).items()
+            if excluded
+        }
+        assert "data" in hidden, panel["title"]
+
+
+def test_the_per_batch_latency_panel_is_named_for_what_it_shows():
+    # ts:latency:p50/p99 hold one sample per batch (that batch's quantile): a per-minute maximum of
+    # them is the slowest batch's quantile, not a quantile over the minute's transactions.
+    panels = panels_where(lambda t: "metric=latency" in str(t.get("filter", "")))
+    assert panels
+    for panel in panels:
+        aggregations = {t.get("aggregation") for t in panel["targets"]}
+        assert aggregations == {"max"}, panel["title"]
+        assert "slowest batch" in panel["title"].lower()
+        assert "not a quantile over all transactions" in panel["description"]
+
+
+def test_a_why_flagged_panel_shows_the_feature_values_of_fraud_verdicts():
+    panels = panels_where(
+        lambda t: t["command"] == "ft.search" and t.get("searchQuery") == "@verdict:{fraud}"
+    )
+    assert len(panels) == 1
+    (target,) = panels[0]["targets"]
+    fields = [f.removeprefix("$.features.") for f in target["returnFields"]]
+    features = [f for f in fields if f in FEATURES]
+    assert len(features) >= 6
+    # every indexed feature is shown, and both entities' features are there
+    assert set(schema.INDEX_FEATURE_FIELDS) <= set(features)
+    assert {FEATURES[f].entity for f in features} >= {"card", "terminal"}
+    assert target["sortBy"] == "scored_at"
+    assert target["sortDirection"] == "DESC"

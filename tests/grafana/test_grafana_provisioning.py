@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -103,11 +106,62 @@ def test_compose_builds_the_deployed_images():
 
 def test_dockerfile_pins_grafana_and_the_plugin_and_keeps_plugins_outside_var_lib():
     base = re.search(r"^FROM\s+(\S+)", DOCKERFILE, re.M).group(1)
-    assert re.fullmatch(r"grafana/grafana-oss:\d+\.\d+\.\d+", base), base
+    # grafana/grafana-oss gets no images from 12.4 on; grafana/grafana publishes the same OSS build.
+    assert re.fullmatch(r"grafana/grafana:\d+\.\d+\.\d+", base), base
     assert re.search(r"^ARG REDIS_DATASOURCE_VERSION=\d+\.\d+\.\d+$", DOCKERFILE, re.M)
-    assert 'plugins install redis-datasource "$REDIS_DATASOURCE_VERSION"' in DOCKERFILE
     assert f"GF_PATHS_PLUGINS={IMAGE_PLUGINS_PATH}" in DOCKERFILE
     assert not IMAGE_PLUGINS_PATH.startswith("/var/lib/grafana")
+
+
+# The first release of each line with the fixes for CVE-2025-4123, CVE-2025-6023 and CVE-2025-6197
+# (Grafana's security blog posts of 2025-05-21 and 2025-07-17 and the 11.6.4 changelog). Lines older
+# than 12.4 are out of support, so the pin must also be on a supported line.
+FIRST_FIXED = {(11, 6): (11, 6, 4), (12, 0): (12, 0, 3)}
+OLDEST_SUPPORTED_LINE = (12, 4)
+
+
+def test_grafana_is_a_patched_release_on_a_supported_line():
+    version = re.search(r"^FROM\s+grafana/grafana(?:-oss)?:(\d+)\.(\d+)\.(\d+)", DOCKERFILE, re.M)
+    major, minor, patch = map(int, version.groups())
+
+    assert (major, minor) >= OLDEST_SUPPORTED_LINE, "11.6.0 lacks CVE-2025-4123/6023/6197 fixes"
+    assert (major, minor, patch) >= FIRST_FIXED.get((major, minor), (major, minor, 0))
+
+
+def test_plugin_archive_is_downloaded_and_checked_against_a_pinned_sha256():
+    # GIVEN the plugin's pinned checksum (64 hex digits) and the download command
+    digest = re.search(r"^ARG REDIS_DATASOURCE_SHA256=([0-9a-f]+)$", DOCKERFILE, re.M).group(1)
+    assert len(digest) == 64
+    # nixpkgs records the same archive's hash as SRI base64; both must name the same bytes.
+    sri = re.search(r'"sha256-([A-Za-z0-9+/=]+)"', DOCKERFILE).group(1)
+    assert base64.b64decode(sri).hex() == digest
+    download = DOCKERFILE.index(
+        "https://grafana.com/api/plugins/redis-datasource/versions/${REDIS_DATASOURCE_VERSION}/download"
+    )
+    check = DOCKERFILE.index('echo "${REDIS_DATASOURCE_SHA256}  /tmp/redis-datasource.zip" | sha256sum -c -')
+    unpack = DOCKERFILE.index('unzip -q /tmp/redis-datasource.zip -d "$GF_PATHS_PLUGINS"')
+    # THEN the archive is verified after the download and before anything is unpacked, over HTTPS only,
+    # and nothing installs the plugin another way (grafana cli would skip the check)
+    assert download < check < unpack
+    assert "--proto '=https'" in DOCKERFILE
+    assert "plugins install" not in DOCKERFILE
+    assert "GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS" not in DOCKERFILE
+
+
+def test_the_checksum_command_rejects_a_different_archive(tmp_path):
+    # The Dockerfile's check, run here with coreutils' sha256sum on a file that is not the archive.
+    digest = re.search(r"^ARG REDIS_DATASOURCE_SHA256=([0-9a-f]+)$", DOCKERFILE, re.M).group(1)
+    archive = tmp_path / "redis-datasource.zip"
+    archive.write_bytes(b"not the plugin")
+    check = subprocess.run(
+        ["sha256sum", "-c", "-"],
+        input=f"{digest}  {archive}\n",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert check.returncode != 0
+    assert hashlib.sha256(archive.read_bytes()).hexdigest() != digest
 
 
 def test_dockerfile_copies_both_provisioning_trees():

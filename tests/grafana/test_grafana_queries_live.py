@@ -50,7 +50,7 @@ def test_operations_panels_show_the_batch(client, scored_batch):
         "suspicious": len(scored_batch.suspicious_ids),
         "legit": len(scored_batch.legit_ids),
     }
-    latency = {s.name for s in panels["End-to-end latency p50 / p99"].results[0].series}
+    latency = {s.name for s in panels["Slowest batch's latency p50 / p99, each minute"].results[0].series}
     assert latency == {"p50", "p99"}
     fraud_max = panels["Fraud probability"].results[1].series[0]
     assert max(fraud_max.values) == pytest.approx(0.93)
@@ -81,3 +81,28 @@ def test_original_demo_panels_split_fraud_from_the_rest(client, scored_batch):
     )
     legacy_series = {s.name for s in panels["Fraud score series (type=fraud_score)"].results[0].series}
     assert legacy_series == {"fraud-ts", "fraudulent_ts", "non-fraudulent_ts"}
+
+
+def test_why_flagged_shows_the_features_the_model_saw(flagged_behavioural_batch):
+    # GIVEN a fraud verdict on a v2 transaction, its features computed online from Redis state
+    batch = flagged_behavioural_batch
+    with connect(batch.redis_url) as client:
+        panels = run_dashboard(client, load_dashboard("fraud-operations"), now_ms=batch.now_ms)
+
+    # WHEN the "why flagged" panel's query runs
+    (panel,) = [p for p in panels if p.title.startswith("Why flagged")]
+    table = panel.results[0].table
+
+    # THEN its one row is that transaction, with exactly the spec's values for the features shown
+    assert len(table.rows) == 1
+    row = dict(zip(table.columns, table.rows[0], strict=True))
+    assert row["$.transaction_id"] == batch.fraud_id
+    shown = {
+        c.removeprefix("$.features."): v
+        for c, v in row.items()
+        if c.removeprefix("$.features.") in batch.expected_features
+    }
+    assert len(shown) >= 6
+    for name, value in shown.items():
+        assert float(value) == pytest.approx(batch.expected_features[name], rel=1e-9), name
+    assert float(row["CUSTOMER_ID_NB_TX_1DAY_WINDOW"]) == 5  # the four earlier ones and itself

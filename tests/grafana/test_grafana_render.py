@@ -53,10 +53,37 @@ def test_command_line_explains_an_unreachable_redis_without_echoing_the_url(tmp_
     from emulators.redis_stack import free_port
 
     url = f"redis://default:s3cret-pass@127.0.0.1:{free_port()}/0"
-    with pytest.raises(SystemExit) as exit_:
-        main(["--redis-url", url, "--out", str(tmp_path)])
+    code = main(["--redis-url", url, "--out", str(tmp_path)])
 
     err = capsys.readouterr().err
-    assert exit_.value.code == 2
+    assert code == 1  # a user error: one line (cli_errors), no traceback
+    assert len(err.strip().splitlines()) == 1
     assert "cannot use Redis" in err
     assert "s3cret-pass" not in err
+
+
+def test_a_finer_bucket_is_what_the_titles_and_legends_say(scored_batch):
+    from grafana.queries import connect, load_dashboard, run_dashboard
+    from grafana.render import renamed_for_bucket
+
+    # GIVEN the operations dashboard run with 30-second buckets instead of its 1-minute ones
+    with connect(scored_batch.redis_url) as client:
+        panels = run_dashboard(
+            client, load_dashboard("fraud-operations"), now_ms=scored_batch.now_ms, bucket_ms=30_000
+        )
+
+    # WHEN the renderer names them
+    renamed = {p.title: p for p in (renamed_for_bucket(panel, 30_000) for panel in panels)}
+
+    # THEN no bucketed panel or legend still claims "minute", and the samples are 30 s buckets
+    bucketed = [p for p in renamed.values() if any(r.target.target.get("bucket") for r in p.results)]
+    assert bucketed
+    for panel in bucketed:
+        names = [panel.title, *(s.name for r in panel.results for s in r.series)]
+        assert not any("minute" in n or "/ min" in n for n in names), names
+        for result in panel.results:
+            assert result.target.target["bucket"] == 30_000
+            for series in result.series:
+                assert all(ts % 30_000 == 0 for ts in series.timestamps_ms)
+    assert "Verdicts per 30 s" in renamed
+    assert {s.name for s in renamed["Throughput"].results[0].series} == {"transactions / 30 s"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 
 from aws_cdk.assertions import Match
@@ -27,7 +28,8 @@ def alarm_for(synth: Synth, metric_name: str) -> dict:
 def test_every_alarm_notifies_the_topic(default_synth):
     topic = {"Ref": topic_id(default_synth)}
     all_alarms = alarms(default_synth)
-    assert len(all_alarms) >= 9  # 5 pipeline alarms + 2 per SageMaker endpoint
+    endpoints = default_synth.template.find_resources("AWS::SageMaker::Endpoint")
+    assert len(all_alarms) >= 5 + 2 * len(endpoints)  # 5 pipeline alarms + 2 per SageMaker endpoint
     for alarm in all_alarms:
         assert alarm["AlarmActions"] == [topic]
         assert alarm["OKActions"] == [topic]
@@ -147,3 +149,94 @@ def test_operator_dashboard_shows_the_pipeline(default_synth):
     body = json.dumps(dashboard["Properties"]["DashboardBody"])
     for metric in ("RecordsScored", "RecordsRejected", "IteratorAge", "Throttles", "ModelLatency"):
         assert metric in body
+
+
+# --- can CloudWatch actually publish? (a small evaluator of the topic policy) ----------------------
+
+ACCOUNT, REGION, PARTITION = "111122223333", "eu-west-1", "aws"
+PSEUDO = {"AWS::AccountId": ACCOUNT, "AWS::Region": REGION, "AWS::Partition": PARTITION}
+
+
+def render(value, refs: dict[str, str]):
+    """Resolve the intrinsic functions a policy here uses (Ref, Fn::Join) for one deployment."""
+    if isinstance(value, dict) and "Ref" in value:
+        return PSEUDO.get(value["Ref"], refs.get(value["Ref"]))
+    if isinstance(value, dict) and "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return separator.join(render(p, refs) for p in parts)
+    if isinstance(value, dict):
+        return {k: render(v, refs) for k, v in value.items()}
+    if isinstance(value, list):
+        return [render(v, refs) for v in value]
+    return value
+
+
+def as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def conditions_hold(conditions: dict, context: dict[str, str]) -> bool:
+    for operator, pairs in conditions.items():
+        for key, expected in pairs.items():
+            actual = context.get(key)
+            if operator == "StringEquals" and actual not in as_list(expected):
+                return False
+            if operator == "ArnLike" and not any(
+                fnmatch.fnmatchcase(actual or "", e) for e in as_list(expected)
+            ):
+                return False
+            if operator == "Bool" and str(actual).lower() not in [str(e).lower() for e in as_list(expected)]:
+                return False
+    return True
+
+
+def publish_allowed(synth: Synth, *, service: str, context: dict[str, str]) -> bool:
+    """IAM's order for a resource policy: an explicit deny wins, else an allow must match."""
+    topic_arn = f"arn:{PARTITION}:sns:{REGION}:{ACCOUNT}:alarms"
+    refs = {topic_id(synth): topic_arn}
+    (policy,) = synth.template.find_resources("AWS::SNS::TopicPolicy").values()
+    allowed = False
+    for statement in render(policy["Properties"]["PolicyDocument"]["Statement"], refs):
+        principal = statement["Principal"]
+        matches_principal = principal in ("*", {"AWS": "*"}) or (
+            isinstance(principal, dict) and service in as_list(principal.get("Service", []))
+        )
+        matches_action = any(fnmatch.fnmatchcase("sns:Publish", a) for a in as_list(statement["Action"]))
+        if not (matches_principal and matches_action and topic_arn in as_list(statement["Resource"])):
+            continue
+        if conditions_hold(statement.get("Condition", {}), context):
+            if statement["Effect"] == "Deny":
+                return False
+            allowed = True
+    return allowed
+
+
+def test_this_accounts_alarms_may_publish_to_the_topic_over_tls(default_synth):
+    own_alarm = {
+        "aws:SourceAccount": ACCOUNT,
+        "aws:SourceArn": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:FraudDetection-Errors-1A2B",
+        "aws:SecureTransport": "true",
+    }
+    assert publish_allowed(default_synth, service="cloudwatch.amazonaws.com", context=own_alarm)
+    # ... but not another account's alarm (confused deputy), not without TLS, not another service
+    other_account = {**own_alarm, "aws:SourceAccount": "444455556666"}
+    other_account["aws:SourceArn"] = other_account["aws:SourceArn"].replace(ACCOUNT, "444455556666")
+    assert not publish_allowed(default_synth, service="cloudwatch.amazonaws.com", context=other_account)
+    plain = {**own_alarm, "aws:SecureTransport": "false"}
+    assert not publish_allowed(default_synth, service="cloudwatch.amazonaws.com", context=plain)
+    assert not publish_allowed(default_synth, service="events.amazonaws.com", context=own_alarm)
+
+
+def test_the_cloudwatch_statement_is_scoped_by_source_account_and_arn(default_synth):
+    (policy,) = default_synth.template.find_resources("AWS::SNS::TopicPolicy").values()
+    (statement,) = [
+        s
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}
+    ]
+    assert statement["Effect"] == "Allow"
+    assert statement["Action"] == "sns:Publish"
+    assert statement["Resource"] == {"Ref": topic_id(default_synth)}
+    assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    arn = statement["Condition"]["ArnLike"]["aws:SourceArn"]
+    assert render(arn, {}) == f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:*"

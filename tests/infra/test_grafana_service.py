@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from aws_cdk.assertions import Match
 
@@ -73,6 +75,19 @@ def subnet_ids(s: Synth, *, public: bool) -> list[dict]:
     ]
 
 
+def grafana_redis_secret(s: Synth) -> dict:
+    """The Redis construct's secret for the `grafana` ACL user (contracts/redis_acl.py)."""
+    (secret_id,) = [
+        i
+        for i, r in resources(s, "AWS::SecretsManager::Secret").items()
+        if json.loads(r["Properties"]["GenerateSecretString"].get("SecretStringTemplate", "{}")).get(
+            "username"
+        )
+        == "grafana"
+    ]
+    return {"Ref": secret_id}
+
+
 def test_passwords_reach_grafana_only_as_ecs_secrets(default_synth):
     # GIVEN the Grafana container and the two secrets it needs
     container = grafana_container(default_synth)
@@ -80,9 +95,13 @@ def test_passwords_reach_grafana_only_as_ecs_secrets(default_synth):
     admin_output = default_synth.template.find_outputs("GrafanaAdminSecretArn")["GrafanaAdminSecretArn"]
     redis_output = default_synth.template.find_outputs("RedisSecretArn")["RedisSecretArn"]
 
-    # THEN the admin password is the generated secret the output names, the Redis one the connection's
+    # THEN the admin password is the generated secret the output names; the Redis login is Grafana's
+    # own read-only ACL user (username and password from its secret), never the scorer's
     assert secrets["GF_SECURITY_ADMIN_PASSWORD"] == admin_output["Value"]
-    assert secrets["REDIS_PASSWORD"] == {"Fn::Join": ["", [redis_output["Value"], ":password::"]]}
+    grafana_secret = grafana_redis_secret(default_synth)
+    assert grafana_secret != redis_output["Value"]
+    assert secrets["REDIS_PASSWORD"] == {"Fn::Join": ["", [grafana_secret, ":password::"]]}
+    assert secrets["REDIS_USERNAME"] == {"Fn::Join": ["", [grafana_secret, ":username::"]]}
     admin = default_synth.template_json["Resources"][admin_output["Value"]["Ref"]]
     assert admin["Type"] == "AWS::SecretsManager::Secret"
     assert admin["Properties"]["GenerateSecretString"]["PasswordLength"] >= 32
@@ -103,7 +122,7 @@ def test_self_hosted_redis_is_reached_inside_the_vpc_without_tls(default_synth):
     env = environment(default_synth)
     assert env["REDIS_HOST"] == f"redis.{NAMESPACE}"
     assert env["REDIS_PORT"] == "6379"
-    assert env["REDIS_USERNAME"] == "default"
+    assert "REDIS_USERNAME" not in env  # from the grafana user's secret
     assert env["GF_PATHS_PROVISIONING"] == IMAGE_PROVISIONING_PATH
 
     network = grafana_service(default_synth)["NetworkConfiguration"]["AwsvpcConfiguration"]
@@ -278,9 +297,163 @@ def test_image_is_built_for_the_task_architecture(default_synth):
 
 
 def test_opening_grafana_to_everyone_is_an_explicit_acknowledged_choice():
-    # WHEN the operator asks for 0.0.0.0/0 (synthesis runs cdk-nag: EC23 must be acknowledged, not hit)
-    opened = synth({"grafanaAllowedCidr": "0.0.0.0/0"})
+    # WHEN the operator asks for 0.0.0.0/0 (synthesis runs cdk-nag: EC23 must be acknowledged, not hit);
+    # a range wider than one address needs a certificate (GrafanaConfig refuses it otherwise)
+    opened = synth({"grafanaAllowedCidr": "0.0.0.0/0", "grafanaCertificateArn": CERTIFICATE_ARN})
 
-    # THEN exactly that is opened, on the HTTP port only (no certificate given)
+    # THEN exactly that is opened: HTTPS, and HTTP only to redirect to it
     ingress = load_balancer_group(opened)["SecurityGroupIngress"]
-    assert [(rule["CidrIp"], rule["FromPort"]) for rule in ingress] == [("0.0.0.0/0", 80)]
+    assert sorted((rule["CidrIp"], rule["FromPort"]) for rule in ingress) == [
+        ("0.0.0.0/0", 80),
+        ("0.0.0.0/0", 443),
+    ]
+
+
+# --- issue 14: HTTPS, secret key, cookies, HSTS --------------------------------------------------------
+
+KMS_KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/0f3a1b2c-3d4e-4f50-8a6b-7c8d9e0f1a2b"
+EXISTING_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:redis-cloud-AbCdEf"
+EXISTING_GRAFANA_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:redis-grafana-GhIjKl"
+# External Redis whose existing secret is encrypted with a customer key; Grafana over plain HTTP
+# to one address (the only plain-HTTP case GrafanaConfig accepts).
+KMS_CONTEXT = {
+    "redisMode": "external",
+    "redisHost": "redis-12345.c1.us-east-1-2.ec2.cloud.redislabs.com",
+    "redisSecretArn": EXISTING_SECRET_ARN,
+    "redisGrafanaSecretArn": EXISTING_GRAFANA_SECRET_ARN,
+    "redisSecretKmsKeyArn": KMS_KEY_ARN,
+    "grafanaAllowedCidr": ALLOWED_CIDR,
+}
+
+
+@pytest.fixture(scope="session")
+def kms_synth() -> Synth:
+    return synth(KMS_CONTEXT)
+
+
+def test_grafana_secret_key_comes_from_its_own_generated_secret(default_synth):
+    secrets = {s["Name"]: s["ValueFrom"] for s in grafana_container(default_synth)["Secrets"]}
+    key_ref = secrets["GF_SECURITY_SECRET_KEY"]
+    assert key_ref != secrets["GF_SECURITY_ADMIN_PASSWORD"]
+    secret = default_synth.template_json["Resources"][key_ref["Ref"]]
+    assert secret["Type"] == "AWS::SecretsManager::Secret"
+    assert secret["Properties"]["GenerateSecretString"]["PasswordLength"] >= 32
+    assert secret["DeletionPolicy"] == "Delete"
+    assert "GF_SECURITY_SECRET_KEY" not in environment(default_synth)
+
+
+def test_https_sets_secure_cookies_and_hsts(grafana_synth, default_synth):
+    env = environment(grafana_synth)
+    assert env["GF_SECURITY_COOKIE_SECURE"] == "true"
+    assert env["GF_SECURITY_STRICT_TRANSPORT_SECURITY"] == "true"
+    assert int(env["GF_SECURITY_STRICT_TRANSPORT_SECURITY_MAX_AGE_SECONDS"]) >= 31_536_000
+    # Over plain HTTP a secure cookie would never be sent back, and HSTS would lock the browser out.
+    plain = environment(default_synth)
+    assert "GF_SECURITY_COOKIE_SECURE" not in plain
+    assert "GF_SECURITY_STRICT_TRANSPORT_SECURITY" not in plain
+
+
+def test_load_balancer_serves_ipv4_only(default_synth):
+    _, balancer = load_balancer(default_synth)
+    assert balancer["Properties"]["IpAddressType"] == "ipv4"
+
+
+def warnings(s: Synth) -> list[str]:
+    (stack,) = s.assembly.stacks
+    return [str(m.entry.data) for m in stack.messages if m.entry.type == "aws:cdk:warning"]
+
+
+def test_plain_http_to_one_address_is_said_at_synth(kms_synth, grafana_synth):
+    assert [w for w in warnings(kms_synth) if "plain HTTP" in w and ALLOWED_CIDR in w]
+    (listener,) = resources(kms_synth, "AWS::ElasticLoadBalancingV2::Listener").values()
+    assert listener["Properties"]["Protocol"] == "HTTP"
+    assert not [w for w in warnings(grafana_synth) if "plain HTTP" in w]
+
+
+# --- issue 13.5: a new external Redis password reaches Grafana ----------------------------------------
+
+
+def matches(pattern, event) -> bool:
+    """EventBridge pattern matching for what these patterns use: value lists, nesting and $or."""
+    for key, expected in pattern.items():
+        if key == "$or":
+            if not any(matches(alternative, event) for alternative in expected):
+                return False
+        elif isinstance(expected, dict):
+            if not isinstance(event.get(key), dict) or not matches(expected, event[key]):
+                return False
+        elif event.get(key) not in expected:
+            return False
+    return True
+
+
+def cloudtrail_event(name: str, secret_id: str) -> dict:
+    return {
+        "source": "aws.secretsmanager",
+        "detail-type": "AWS API Call via CloudTrail",
+        "detail": {
+            "eventSource": "secretsmanager.amazonaws.com",
+            "eventName": name,
+            "requestParameters": {"secretId": secret_id},
+            "responseElements": {"arn": secret_id} if secret_id.startswith("arn:") else None,
+        },
+    }
+
+
+def restart_rule(s: Synth) -> dict:
+    (rule,) = resources(s, "AWS::Events::Rule").values()
+    return rule["Properties"]
+
+
+def test_put_secret_value_restarts_grafana(kms_synth):
+    # GIVEN the rule watching the Redis secret Grafana reads (its own user's)
+    rule = restart_rule(kms_synth)
+    pattern = rule["EventPattern"]
+    # THEN the documented put-secret-value (and a rotation) match; reads and other secrets do not
+    assert matches(pattern, cloudtrail_event("PutSecretValue", EXISTING_GRAFANA_SECRET_ARN))
+    assert matches(pattern, cloudtrail_event("RotateSecret", EXISTING_GRAFANA_SECRET_ARN))
+    assert not matches(pattern, cloudtrail_event("GetSecretValue", EXISTING_GRAFANA_SECRET_ARN))
+    assert not matches(pattern, cloudtrail_event("PutSecretValue", EXISTING_SECRET_ARN))  # the scorer's
+    # AND the target asks ECS for a new deployment of exactly the Grafana service
+    (target,) = rule["Targets"]
+    call = target["Input"]["Fn::Join"][1]
+    rendered = "".join(part if isinstance(part, str) else "<ref>" for part in call)
+    assert '"action":"updateService"' in rendered
+    assert '"forceNewDeployment":true' in rendered
+    service_id = next(i for i, r in resources(kms_synth, "AWS::ECS::Service").items())
+    assert {"Fn::GetAtt": [service_id, "Name"]} in call
+
+
+def test_the_restart_helper_may_only_update_the_grafana_service(kms_synth):
+    rule = restart_rule(kms_synth)
+    (target,) = rule["Targets"]
+    function_id = target["Arn"]["Fn::GetAtt"][0]
+    function = kms_synth.template_json["Resources"][function_id]
+    role_id = function["Properties"]["Role"]["Fn::GetAtt"][0]
+    statements = [
+        s
+        for p in resources(kms_synth, "AWS::IAM::Policy").values()
+        if {"Ref": role_id} in p["Properties"]["Roles"]
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    (service_id,) = resources(kms_synth, "AWS::ECS::Service")
+    assert statements == [{"Action": "ecs:UpdateService", "Effect": "Allow", "Resource": {"Ref": service_id}}]
+
+
+def test_self_hosted_redis_has_no_restart_rule(default_synth):
+    # Its secrets are generated at deploy and read by Redis too: nothing to watch for Grafana alone.
+    assert not resources(default_synth, "AWS::Events::Rule")
+
+
+def test_customer_key_of_the_external_secret_can_be_used_through_secrets_manager(kms_synth):
+    decrypts = [
+        (statement, policy["Properties"]["Roles"])
+        for policy in resources(kms_synth, "AWS::IAM::Policy").values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if statement["Action"] == "kms:Decrypt" and statement["Resource"] == KMS_KEY_ARN
+    ]
+    # the Grafana task's execution role (ECS injects the secret) and the scorer (reads it at run time)
+    assert len(decrypts) == 2
+    for statement, _roles in decrypts:
+        via = statement["Condition"]["StringEquals"]["kms:ViaService"]
+        assert via == {"Fn::Join": ["", ["secretsmanager.", {"Ref": "AWS::Region"}, ".amazonaws.com"]]}

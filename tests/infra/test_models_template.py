@@ -1,11 +1,13 @@
 """The TrainedModels construct, synthesized in a minimal stack (fast), with cdk-nag and cfn-lint.
 
-Three syntheses cover the options: training on synthetic data (defaults), training from a local
-file with a serverless XGBoost endpoint and custom instance types, and skipped training.
+Three syntheses cover the options: the defaults (training on simulated data, both models on one
+multi-container endpoint), training from a local file with separate endpoints (a serverless XGBoost
+one) and custom instance types, and skipped training.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -24,9 +26,12 @@ from aws_cdk import aws_iam as iam  # noqa: E402
 from aws_cdk.assertions import Capture, Match, Template  # noqa: E402
 from cdk_nag import AwsSolutionsChecks  # noqa: E402
 
+from contracts.sagemaker_formats import ANOMALY_CONTAINER_HOSTNAME, FRAUD_CONTAINER_HOSTNAME  # noqa: E402
 from stacks.context import ContextReader  # noqa: E402
 from stacks.models import ModelsConfig, TrainedModels  # noqa: E402
+from stacks.models.config import CREDITCARD_DATA_SOURCE  # noqa: E402
 from stacks.models.images import REGISTRY_ACCOUNTS  # noqa: E402
+from training.custom_resource import budget  # noqa: E402
 
 pytestmark = pytest.mark.infra
 
@@ -64,7 +69,7 @@ def _synth(tmp_path_factory, name: str, context: dict) -> Synth:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Synth:
-    return _synth(tmp_path_factory, "trained", {"trainingDataSource": "synthetic"})
+    return _synth(tmp_path_factory, "trained", {})  # every default
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +81,7 @@ def from_file_serverless(tmp_path_factory) -> Synth:
         "serverless",
         {
             "trainingDataSource": str(data),
+            "endpointLayout": "separate",
             "fraudEndpointServerless": "true",
             "fraudServerlessMemoryMb": "4096",
             "fraudServerlessMaxConcurrency": "10",
@@ -95,27 +101,61 @@ def skipped(tmp_path_factory) -> Synth:
             "fraudModelDataUrl": FRAUD_URL,
             "anomalyModelDataUrl": ANOMALY_URL,
             "fraudThreshold": "0.73",
+            "modelFeatureSpecVersion": "abc123def456",
         },
     )
 
 
-def test_two_replaceable_models_and_configs_behind_stable_endpoint_names(trained):
+def test_both_models_share_one_instance_on_a_multi_container_endpoint_by_default(trained):
     t = trained.template
-    t.resource_count_is("AWS::SageMaker::Model", 2)
-    t.resource_count_is("AWS::SageMaker::EndpointConfig", 2)
-    t.resource_count_is("AWS::SageMaker::Endpoint", 2)
-    # No fixed names on models/configs: a new model replaces them while the endpoint is updated.
+    t.resource_count_is("AWS::SageMaker::Model", 1)
+    t.resource_count_is("AWS::SageMaker::EndpointConfig", 1)
+    t.resource_count_is("AWS::SageMaker::Endpoint", 1)
+    # Direct invocation: the scorer names the container on each call (TargetContainerHostname)
+    (model,) = trained.resources("AWS::SageMaker::Model").values()
+    properties = model["Properties"]
+    assert properties["InferenceExecutionConfig"] == {"Mode": "Direct"}
+    assert "PrimaryContainer" not in properties
+    containers = {c["ContainerHostname"]: c for c in properties["Containers"]}
+    assert set(containers) == {FRAUD_CONTAINER_HOSTNAME, ANOMALY_CONTAINER_HOSTNAME}
+    assert "sagemaker-xgboost" in json.dumps(containers[FRAUD_CONTAINER_HOSTNAME]["Image"])
+    assert "randomcutforest" in json.dumps(containers[ANOMALY_CONTAINER_HOSTNAME]["Image"])
+    assert containers[FRAUD_CONTAINER_HOSTNAME]["ModelDataUrl"]["Fn::GetAtt"][1] == "FraudModelDataUrl"
+    assert containers[ANOMALY_CONTAINER_HOSTNAME]["ModelDataUrl"]["Fn::GetAtt"][1] == "AnomalyModelDataUrl"
+    # One instance for both: this is the idle-cost lever (one ml.m5.large instead of two)
+    t.has_resource_properties(
+        "AWS::SageMaker::EndpointConfig",
+        {
+            "ProductionVariants": [
+                Match.object_like({"InstanceType": "ml.m5.large", "InitialInstanceCount": 1})
+            ]
+        },
+    )
+    # No fixed names on model/config: a new model replaces them while the endpoint is updated.
     t.has_resource_properties("AWS::SageMaker::Model", {"ModelName": Match.absent()})
     t.all_resources_properties("AWS::SageMaker::EndpointConfig", {"EndpointConfigName": Match.absent()})
+    t.has_resource_properties("AWS::SageMaker::Endpoint", {"EndpointName": "FraudDetection-models"})
+    # The scorer gets the same name twice: that is how it knows to target containers.
+    assert trained.models.fraud_endpoint_name == trained.models.anomaly_endpoint_name
+    assert list(trained.models.endpoints) == ["Models"]
+
+
+def test_separate_layout_serves_each_model_behind_its_own_endpoint(from_file_serverless):
+    t = from_file_serverless.template
+    t.resource_count_is("AWS::SageMaker::Model", 2)
+    t.resource_count_is("AWS::SageMaker::Endpoint", 2)
     t.has_resource_properties("AWS::SageMaker::Endpoint", {"EndpointName": "FraudDetection-fraud"})
     t.has_resource_properties("AWS::SageMaker::Endpoint", {"EndpointName": "FraudDetection-anomaly"})
-    assert trained.models.fraud_endpoint_name != trained.models.anomaly_endpoint_name
+    t.all_resources_properties("AWS::SageMaker::Model", {"InferenceExecutionConfig": Match.absent()})
+    models = from_file_serverless.models
+    assert models.fraud_endpoint_name != models.anomaly_endpoint_name
+    assert set(models.endpoints) == {"Fraud", "Anomaly"}
 
 
-def test_models_use_region_mapped_images_and_the_trained_artifacts(trained):
+def test_models_use_region_mapped_images_and_the_trained_artifacts(from_file_serverless):
     image = Capture()
     data_url = Capture()
-    trained.template.has_resource_properties(
+    from_file_serverless.template.has_resource_properties(
         "AWS::SageMaker::Model",
         {"PrimaryContainer": {"Image": image, "ModelDataUrl": data_url}},
     )
@@ -123,6 +163,7 @@ def test_models_use_region_mapped_images_and_the_trained_artifacts(trained):
     assert "Fn::FindInMap" in rendered
     assert "AWS::Region" in rendered
     assert data_url.as_object()["Fn::GetAtt"][1] in ("FraudModelDataUrl", "AnomalyModelDataUrl")
+    trained = from_file_serverless
     (mapping,) = trained.json["Mappings"].values()
     assert mapping["us-east-1"] == {"xgboost": "683313688378", "randomcutforest": "382416733822"}
     assert set(mapping) == set(REGISTRY_ACCOUNTS)
@@ -182,29 +223,111 @@ def test_training_custom_resource_runs_on_the_provider_framework(trained):
     t.has_resource_properties(
         "Custom::FraudModelTraining",
         {
-            "Source": "synthetic",
-            "SyntheticRows": "100000",
+            # The default: simulated data generated in the Lambda, at the Handbook's size, seeded
+            "Source": "simulated",
+            "Simulation": {
+                "Customers": "5000",
+                "Terminals": "10000",
+                "Days": "183",
+                "Start": "2018-04-01",
+                "Seed": "42",
+            },
             "TrainingInstanceType": "ml.m5.xlarge",
             "XgboostImage": Match.any_value(),
             "RcfImage": Match.any_value(),
             "RuntimeVersion": Match.any_value(),
         },
     )
-    for handler, timeout in (
-        ("training.custom_resource.handler.on_event", 900),
-        ("training.custom_resource.handler.is_complete", 300),
-    ):
-        t.has_resource_properties(
-            "AWS::Lambda::Function", {"Handler": handler, "Runtime": "python3.14", "Timeout": timeout}
-        )
     # The provider's waiter polls is_complete and logs everything it does.
     t.has_resource_properties(
         "AWS::StepFunctions::StateMachine", {"LoggingConfiguration": Match.object_like({"Level": "ALL"})}
     )
-    # Thresholds and endpoint data come from the custom resource's attributes.
-    assert "FraudThreshold" in json.dumps(
-        cdk.Stack.of(trained.models).resolve(trained.models.fraud_threshold)
+    # Thresholds, endpoint data and the feature-spec version come from the custom resource.
+    stack = cdk.Stack.of(trained.models)
+    assert "FraudThreshold" in json.dumps(stack.resolve(trained.models.fraud_threshold))
+    assert stack.resolve(trained.models.feature_spec_version)["Fn::GetAtt"][1] == "FeatureSpecVersion"
+
+
+def _lambda_timeout(synth: Synth, handler: str) -> int:
+    (function,) = [
+        f
+        for f in synth.resources("AWS::Lambda::Function").values()
+        if f["Properties"].get("Handler") == handler
+    ]
+    return function["Properties"]["Timeout"]
+
+
+def _waiter_retry(synth: Synth) -> dict:
+    (machine,) = synth.resources("AWS::StepFunctions::StateMachine").values()
+    definition = "".join(
+        p for p in machine["Properties"]["DefinitionString"]["Fn::Join"][1] if isinstance(p, str)
     )
+    (retry,), _ = json.JSONDecoder().raw_decode(definition, definition.index('"Retry":') + len('"Retry":'))
+    return retry
+
+
+def test_every_job_budget_fits_inside_the_custom_resource_timeout(trained):
+    """CloudFormation waits at most ServiceTimeout (1..3600 s) for a custom resource; the provider, the
+    preparation, training and scoring must all end before it, with margin, or jobs outlive the stack."""
+    (resource,) = trained.resources("Custom::FraudModelTraining").values()
+    properties = resource["Properties"]
+    service_timeout = int(properties["ServiceTimeout"])
+    assert service_timeout <= 3600  # AWS::CloudFormation::CustomResource ServiceTimeout maximum
+    # The provider framework's total: retries of is_complete at a fixed interval (backoff 1).
+    retry = _waiter_retry(trained)
+    assert retry["BackoffRate"] == 1
+    provider_total = retry["IntervalSeconds"] * retry["MaxAttempts"]
+    assert provider_total <= service_timeout - 300  # time for the failure response to reach CloudFormation
+    # The jobs: preparation (the on_event Lambda), training (each job's MaxRuntimeInSeconds), scoring;
+    # is_complete enforces their shared deadline and notices it at most one poll (and one run) late.
+    prepare = _lambda_timeout(trained, "training.custom_resource.handler.on_event")
+    poll = _lambda_timeout(trained, "training.custom_resource.handler.is_complete")
+    training = int(properties["TrainingMaxRuntimeSeconds"])
+    deadline = int(properties["JobDeadlineSeconds"])
+    assert prepare <= 900  # Lambda's maximum
+    assert prepare + training + budget.SCORING_BUDGET_S <= deadline
+    assert budget.SCORING_BUDGET_S >= 300  # two transforms on fresh instances need minutes
+    assert deadline + retry["IntervalSeconds"] + poll <= provider_total
+
+
+def test_quotas_are_checked_for_every_instance_the_deployment_runs_at_once(trained, from_file_serverless):
+    (defaults,) = trained.resources("Custom::FraudModelTraining").values()
+    assert sorted(defaults["Properties"]["Quotas"], key=lambda q: q["Usage"]) == [
+        {"InstanceType": "ml.m5.large", "Usage": "endpoint", "Count": "1"},  # one shared instance
+        {"InstanceType": "ml.m5.xlarge", "Usage": "training job", "Count": "2"},  # both jobs in parallel
+        {"InstanceType": "ml.m5.large", "Usage": "transform job", "Count": "2"},
+    ]
+    (separate,) = from_file_serverless.resources("Custom::FraudModelTraining").values()
+    # The serverless XGBoost endpoint needs no instance; the RCF one runs on ml.c5.xlarge.
+    assert {"InstanceType": "ml.c5.xlarge", "Usage": "endpoint", "Count": "1"} in separate["Properties"][
+        "Quotas"
+    ]
+    assert [q for q in separate["Properties"]["Quotas"] if q["Usage"] == "endpoint"] == [
+        {"InstanceType": "ml.c5.xlarge", "Usage": "endpoint", "Count": "1"}
+    ]
+
+
+def test_only_the_preparation_reads_quotas_and_it_can_change_nothing(trained):
+    def quota_actions(role: str) -> list[str]:
+        return [
+            a
+            for statement in _policies_of_role(trained, role)
+            for a in _as_list(statement["Action"])
+            if a.startswith("servicequotas:")
+        ]
+
+    assert sorted(quota_actions("ModelsTrainingPrepareRole")) == [
+        "servicequotas:ListAWSDefaultServiceQuotas",
+        "servicequotas:ListServiceQuotas",
+    ]
+    assert quota_actions("ModelsTrainingPollRole") == []
+    assert quota_actions("ModelsTrainingJobRole") == []
+
+
+def test_a_local_source_file_is_pinned_by_its_sha256_at_synth(from_file_serverless, tmp_path):
+    (resource,) = from_file_serverless.resources("Custom::FraudModelTraining").values()
+    expected = hashlib.sha256(b"Time,V1\n0,1\n").hexdigest()
+    assert resource["Properties"]["SourceSha256"] == expected
 
 
 def test_custom_resource_code_holds_only_its_runtime_and_what_it_imports(trained):
@@ -263,7 +386,12 @@ def test_roles_are_scoped_to_the_stacks_bucket_prefixes_and_named_jobs(trained, 
         resources = _as_list(statement["Resource"])
         assert not any(a.endswith(":*") or a == "*" for a in actions), statement
         if resources == ["*"]:
-            # Only PutMetricData, which has no resource type, and only in SageMaker's namespaces.
+            # Only actions without a resource type: PutMetricData (limited to SageMaker's namespaces
+            # by a condition) and the read-only quota listing of the preparation.
+            if actions[0].startswith("servicequotas:"):
+                assert role == "ModelsTrainingPrepareRole"
+                assert all(a.startswith("servicequotas:List") for a in actions)
+                continue
             assert actions == ["cloudwatch:PutMetricData"]
             assert statement["Condition"]["StringLike"]["cloudwatch:namespace"]
             continue
@@ -284,9 +412,16 @@ def test_roles_are_scoped_to_the_stacks_bucket_prefixes_and_named_jobs(trained, 
                 assert "JobRole" in rendered
 
 
-def test_grant_invoke_allows_exactly_these_endpoints(trained):
-    (statement,) = [
+def test_grant_invoke_allows_exactly_these_endpoints(trained, from_file_serverless):
+    (shared,) = [
         s for s in _policies_of_role(trained, "Invoker") if s["Action"] == "sagemaker:InvokeEndpoint"
+    ]
+    assert "endpoint/frauddetection-models" in json.dumps(shared["Resource"])
+    assert not isinstance(shared["Resource"], list) or len(shared["Resource"]) == 1
+    (statement,) = [
+        s
+        for s in _policies_of_role(from_file_serverless, "Invoker")
+        if s["Action"] == "sagemaker:InvokeEndpoint"
     ]
     rendered = json.dumps(statement["Resource"])
     assert len(statement["Resource"]) == 2
@@ -342,14 +477,12 @@ def test_skip_training_serves_given_artifacts_with_context_thresholds(skipped):
     t = skipped.template
     t.resource_count_is("Custom::FraudModelTraining", 0)
     t.resource_count_is("AWS::StepFunctions::StateMachine", 0)
-    t.has_resource_properties(
-        "AWS::SageMaker::Model", {"PrimaryContainer": Match.object_like({"ModelDataUrl": FRAUD_URL})}
-    )
-    t.has_resource_properties(
-        "AWS::SageMaker::Model", {"PrimaryContainer": Match.object_like({"ModelDataUrl": ANOMALY_URL})}
-    )
+    (model,) = skipped.resources("AWS::SageMaker::Model").values()
+    urls = {c["ContainerHostname"]: c["ModelDataUrl"] for c in model["Properties"]["Containers"]}
+    assert urls == {FRAUD_CONTAINER_HOSTNAME: FRAUD_URL, ANOMALY_CONTAINER_HOSTNAME: ANOMALY_URL}
     assert skipped.models.fraud_threshold == "0.73"
     assert skipped.models.anomaly_threshold == "3.0"
+    assert skipped.models.feature_spec_version == "abc123def456"
     (statement,) = [s for s in _policies_of_role(skipped, "ModelsModelRole") if s["Action"] == "s3:GetObject"]
     rendered = json.dumps(statement["Resource"])
     assert "my-models/fraud/model.tar.gz" in rendered
@@ -382,6 +515,22 @@ def test_cfn_lint_finds_no_errors(synth_name, request):
         ),
         ({"fraudModelDataUrl": FRAUD_URL}, "skipTraining"),
         ({"fraudThreshold": "1.5"}, "fraudThreshold"),
+        # A remote source needs its pinned SHA-256; the ULB zip's is published nowhere we could confirm.
+        ({"trainingDataSource": CREDITCARD_DATA_SOURCE}, "trainingDataSha256"),
+        ({"trainingDataSource": "https://example.com/creditcard.csv"}, "trainingDataSha256"),
+        (
+            {"trainingDataSource": CREDITCARD_DATA_SOURCE, "trainingDataSha256": "abc"},
+            "trainingDataSha256",
+        ),
+        ({"fraudEndpointServerless": "true"}, "endpointLayout"),  # serverless hosts one model
+        ({"endpointLayout": "both"}, "endpointLayout"),
+        ({"endpointInstanceType": "ml.c5d.large"}, "endpointInstanceType"),
+        ({"trainingSimulationDays": "30"}, "trainingSimulationDays"),  # shorter than the warm-up
+        ({"trainingSimulationCustomers": "100000"}, "trainingSimulationCustomers"),
+        (
+            {"skipTraining": "true", "fraudModelDataUrl": FRAUD_URL, "anomalyModelDataUrl": ANOMALY_URL},
+            "modelFeatureSpecVersion",
+        ),
     ],
 )
 def test_bad_context_fails_synthesis_with_the_key_named(context, key):
@@ -391,11 +540,17 @@ def test_bad_context_fails_synthesis_with_the_key_named(context, key):
 
 def test_context_strings_are_parsed_like_cdk_json_values():
     strings = {
+        "endpointLayout": "separate",
         "fraudEndpointServerless": "true",
         "fraudServerlessMemoryMb": "3072",
         "trainingSyntheticRows": "5000",
     }
-    typed = {"fraudEndpointServerless": True, "fraudServerlessMemoryMb": 3072, "trainingSyntheticRows": 5000}
+    typed = {
+        "endpointLayout": "separate",
+        "fraudEndpointServerless": True,
+        "fraudServerlessMemoryMb": 3072,
+        "trainingSyntheticRows": 5000,
+    }
     assert ModelsConfig.from_context(ContextReader(strings.get)) == ModelsConfig.from_context(
         ContextReader(typed.get)
     )

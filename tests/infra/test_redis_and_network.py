@@ -67,10 +67,11 @@ def test_external_mode_needs_no_interface_endpoints(external_synth):
 
 
 def test_self_hosted_secret_is_generated_with_the_connection_keys(default_synth):
+    # The output's secret (the scorer's) logs in as the scorer's ACL user, never as `default`.
     secret_id, generate, template = secret_template(default_synth)
     assert generate["GenerateStringKey"] == "password"
     assert generate["ExcludePunctuation"] is True
-    assert template == {"host": f"redis.{NAMESPACE}", "port": 6379, "tls": False, "username": "default"}
+    assert template == {"host": f"redis.{NAMESPACE}", "port": 6379, "tls": False, "username": "scorer"}
     assert set(template) | {"password"} == CONNECTION_KEYS
     secret = default_synth.template_json["Resources"][secret_id]
     assert "SecretString" not in secret["Properties"]
@@ -95,11 +96,16 @@ def test_redis_task_gets_the_password_as_an_ecs_secret_never_in_clear(default_sy
     assert task["RuntimePlatform"] == {"CpuArchitecture": "X86_64", "OperatingSystemFamily": "LINUX"}
     assert (task["Cpu"], task["Memory"]) == ("512", "1024")
     (definition,) = task["ContainerDefinitions"]
-    assert definition["Secrets"] == [
-        {"Name": "REDIS_PASSWORD", "ValueFrom": {"Fn::Join": ["", [{"Ref": secret_id}, ":password::"]]}}
-    ]
-    assert "Environment" not in definition
-    assert definition["Command"] == ["--maxmemory", "768mb"]
+    # one password per ACL user, each from its own secret's "password" field (the scorer's first)
+    assert definition["Secrets"][0] == {
+        "Name": "REDIS_PASSWORD_SCORER",
+        "ValueFrom": {"Fn::Join": ["", [{"Ref": secret_id}, ":password::"]]},
+    }
+    assert [s["Name"] for s in definition["Secrets"]] == ["REDIS_PASSWORD_SCORER", "REDIS_PASSWORD_GRAFANA"]
+    # the plain environment holds the users' rules only, never a password
+    assert not [e for e in definition["Environment"] if "PASSWORD" in e["Name"]]
+    # 0.6 x (1024 MiB - 200 MiB) = 494 MiB (stacks/redis/self_hosted.py, docs/redis.md)
+    assert definition["Command"] == ["--maxmemory", "494mb", "--appendfsync", "always"]
     assert definition["PortMappings"] == [{"ContainerPort": 6379, "Protocol": "tcp"}]
     assert definition["LogConfiguration"]["LogDriver"] == "awslogs"
     # the image is the asset built from stacks/redis/image, pushed to the CDK asset repository
@@ -134,22 +140,7 @@ def test_redis_service_is_single_private_and_discoverable(default_synth):
         "AWS::ServiceDiscovery::Service",
         {"Name": "redis", "DnsConfig": Match.object_like({"DnsRecords": [{"Type": "A", "TTL": 10}]})},
     )
-    cluster = Capture()
-    template.has_resource_properties(
-        "AWS::ECS::Cluster",
-        {"ClusterSettings": Match.array_with([{"Name": "containerInsights", "Value": "enabled"}])},
-    )
-    # Container Insights' log group is the stack's, so it has a retention and is deleted with it
-    template.has_resource_properties(
-        "AWS::Logs::LogGroup",
-        {
-            "LogGroupName": {
-                "Fn::Join": ["", ["/aws/ecs/containerinsights/", {"Ref": cluster}, "/performance"]]
-            },
-            "RetentionInDays": 30,
-        },
-    )
-    assert default_synth.template_json["Resources"][cluster.as_string()]["Type"] == "AWS::ECS::Cluster"
+    # (the shared cluster and its Container Insights log group: tests/infra/test_security_and_teardown.py)
 
 
 def test_redis_port_is_open_to_its_clients_security_groups_only(default_synth):
@@ -206,7 +197,8 @@ def test_redis_outputs_and_lambda_secret(default_synth):
 def test_external_mode_creates_a_secret_with_a_placeholder_password(external_synth):
     secret_id, generate, template = secret_template(external_synth)
     assert generate["GenerateStringKey"] == "password"
-    assert template == {"host": EXTERNAL_HOST, "port": 12345, "tls": True}
+    # the scorer's ACL user of docs/deploy.md (redisUsername overrides it)
+    assert template == {"host": EXTERNAL_HOST, "port": 12345, "tls": True, "username": "scorer"}
     assert "SecretString" not in external_synth.template_json["Resources"][secret_id]["Properties"]
     outputs = external_synth.template.find_outputs("*")
     assert outputs["RedisEndpoint"]["Value"] == f"{EXTERNAL_HOST}:12345"
@@ -219,9 +211,14 @@ def test_external_mode_creates_a_secret_with_a_placeholder_password(external_syn
 
 
 def test_external_mode_can_use_an_existing_secret(options_synth):
-    # THEN no Redis secret is created, and the scorer reads (only) the given one
-    for secret in resources(options_synth, "AWS::SecretsManager::Secret").values():
-        assert "host" not in secret["Properties"]["GenerateSecretString"].get("SecretStringTemplate", "")
+    # THEN no scorer secret is created (only Grafana's read-only one: no redisGrafanaSecretArn given),
+    # and the scorer reads (only) the given one
+    templates = [
+        json.loads(secret["Properties"]["GenerateSecretString"]["SecretStringTemplate"])
+        for secret in resources(options_synth, "AWS::SecretsManager::Secret").values()
+        if "host" in secret["Properties"]["GenerateSecretString"].get("SecretStringTemplate", "")
+    ]
+    assert [t["username"] for t in templates] == ["grafana"]
     options_synth.template.has_resource_properties(
         "AWS::Lambda::Function",
         {"Environment": {"Variables": Match.object_like({"REDIS_SECRET_ARN": EXISTING_SECRET_ARN})}},

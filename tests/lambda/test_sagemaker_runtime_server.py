@@ -129,3 +129,55 @@ def test_seeded_random_errors_are_reproducible(server):
     first = outcomes()
     assert first == outcomes()
     assert {"ok", "error"} == set(first)
+
+
+@pytest.fixture
+def multi_server(monkeypatch):
+    from emulators.sagemaker_runtime import multi_container_endpoint
+
+    endpoints = {
+        "models": multi_container_endpoint(
+            {"fraud": xgboost_endpoint(first_column), "anomaly": rcf_endpoint(second_column)}
+        ),
+        "single": rcf_endpoint(second_column),
+    }
+    with SageMakerRuntimeServer(endpoints) as running:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", running.url)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        yield running
+
+
+def test_direct_invocation_routes_by_target_container_hostname(multi_server):
+    fraud = client().invoke_endpoint(
+        EndpointName="models", Body=ROWS, ContentType="text/csv", TargetContainerHostname="fraud"
+    )
+    anomaly = client().invoke_endpoint(
+        EndpointName="models", Body=ROWS, ContentType="text/csv", TargetContainerHostname="anomaly"
+    )
+    assert fraud["Body"].read() == b"0.25\n0.75"
+    assert json.loads(anomaly["Body"].read()) == {"scores": [{"score": 1.0}, {"score": 2.0}]}
+    assert multi_server.payload_sizes == {"models/fraud": [len(ROWS)], "models/anomaly": [len(ROWS)]}
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "target"),
+    [("models", None), ("models", "nope"), ("single", "fraud")],
+    ids=["multi-without-target", "multi-unknown-target", "single-with-target"],
+)
+def test_a_target_that_does_not_fit_the_endpoint_is_a_validation_error(multi_server, endpoint, target):
+    # The service's rules for direct invocation: a target is required on, and only on, such endpoints.
+    extra = {"TargetContainerHostname": target} if target else {}
+    with pytest.raises(ClientError) as caught:
+        client().invoke_endpoint(EndpointName=endpoint, Body=ROWS, ContentType="text/csv", **extra)
+    assert caught.value.response["Error"]["Code"] == "ValidationError"
+    assert multi_server.calls == 1  # not retried
+
+
+def test_a_body_over_the_payload_limit_is_refused(multi_server):
+    multi_server.max_payload_bytes = len(ROWS) - 1
+    with pytest.raises(ClientError) as caught:
+        client().invoke_endpoint(EndpointName="single", Body=ROWS, ContentType="text/csv")
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 413
+    assert multi_server.payload_sizes == {}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fraud_scorer.config import ConfigError, Settings
 from contracts.verdicts import Verdict, verdict_for
+from fraud_scorer.config import ConfigError, Settings
 
 BASE = {"REDIS_URL": "redis://localhost:6379/0", "FRAUD_ENDPOINT_NAME": "f", "ANOMALY_ENDPOINT_NAME": "a"}
 
@@ -58,3 +58,40 @@ def test_secret_arn_alone_is_enough():
 )
 def test_verdict_rule(fraud, anomaly, expected):
     assert verdict_for(fraud, anomaly, fraud_threshold=0.5, anomaly_threshold=3.0) is expected
+
+
+def test_feature_store_settings_and_their_defaults():
+    # GIVEN nothing set: documents kept 30 days, no payload kept, no spec check
+    defaults = Settings.from_env(BASE)
+    assert (defaults.txn_retention_ms, defaults.rejected_keep_payload, defaults.feature_spec_version) == (
+        30 * 24 * 3600 * 1000,
+        False,
+        None,
+    )
+    # WHEN set
+    custom = Settings.from_env(
+        {
+            **BASE,
+            "TXN_RETENTION_MS": "3600000",
+            "REJECTED_KEEP_PAYLOAD": "yes",
+            "FEATURE_SPEC_VERSION": " ab12 ",
+        }
+    )
+    assert (custom.txn_retention_ms, custom.rejected_keep_payload, custom.feature_spec_version) == (
+        3_600_000,
+        True,
+        "ab12",
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"TXN_RETENTION_MS": "0"}, "TXN_RETENTION_MS must be a whole number >= 1"),
+        ({"TXN_RETENTION_MS": "1.5"}, "TXN_RETENTION_MS must be a whole number >= 1"),
+        ({"REJECTED_KEEP_PAYLOAD": "maybe"}, "REJECTED_KEEP_PAYLOAD must be true or false"),
+    ],
+)
+def test_feature_store_misconfiguration_is_a_clear_error(change, message):
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env({**BASE, **change})

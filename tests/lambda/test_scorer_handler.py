@@ -3,9 +3,11 @@ AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME), fed with real Lambda Kinesis events."""
 
 from __future__ import annotations
 
-import base64
+import hashlib
 import json
 import logging
+import re
+import time
 
 import pytest
 
@@ -19,7 +21,9 @@ def predictable_fraud_probability(rows):
     return [min(1.0, max(0.0, row[1])) for row in rows]
 
 
-T0 = 1_764_032_400_000  # 2025-11-25T01:00:00Z
+# An hour ago, on a whole minute: event times must lie within the accepted window (now - 7 days,
+# now + 5 minutes), so the tests' clock is the real one.
+T0 = (int(time.time()) // 60 - 60) * 60_000
 SHARD = "shardId-000000000000"
 
 
@@ -80,6 +84,7 @@ def test_valid_batch_is_scored_stored_and_searchable(
     doc = redis_client.json().get("txn:t-fraud")
     scored_at, processing_ms = doc.pop("scored_at"), doc.pop("processing_ms")
     assert processing_ms >= 0
+    assert re.fullmatch(r"[0-9a-f]{32}", doc.pop("content_hash"))
     assert doc == {
         "transaction_id": "t-fraud",
         "timestamp": T0,
@@ -188,13 +193,16 @@ def test_bad_records_go_to_the_rejected_stream_and_are_not_retried(
     # THEN the shard moves on: nothing is reported for retry
     assert response == failures()
     assert redis_client.json().get("txn:good", "$.verdict") == ["legit"]
-    entries = [fields for _, fields in redis_client.xrange("txn:rejected")]
+    entries = [fields for _, fields in redis_client.xrange("rejected:records")]
     assert [e["reason"] for e in entries] == [*BAD_RECORDS, "bad_base64"]
     bad_seqs = [s for s in sequence_numbers(event) if s != sequence_numbers(event)[3]]
     assert [e["sequence_number"] for e in entries] == bad_seqs
     assert {e["shard_id"] for e in entries} == {SHARD}
-    assert base64.b64decode(entries[1]["data"]) == b"{oops"
-    assert len(base64.b64decode(entries[3]["data"])) == 4096  # truncated raw data
+    # By default no raw payload (it may hold card data): its hash and length identify it.
+    assert entries[1]["sha256"] == hashlib.sha256(b"{oops").hexdigest()
+    assert entries[1]["length"] == "5"
+    assert int(entries[3]["length"]) == len(BAD_RECORDS["too_large"])
+    assert not any("data" in e for e in entries)
     assert all(e["detail"] for e in entries)
     assert sum(v for _, v in ts_range(redis_client, "ts:rejected")) == len(entries)
 
@@ -275,7 +283,7 @@ def test_endpoint_down_reports_exactly_the_valid_records(
     assert response == failures(valid_1, valid_2)
     assert sagemaker_runtime.calls == 6  # three attempts per endpoint, then give up
     assert redis_client.keys("txn:v*") == []
-    assert [f["sequence_number"] for _, f in redis_client.xrange("txn:rejected")] == [invalid]
+    assert [f["sequence_number"] for _, f in redis_client.xrange("rejected:records")] == [invalid]
 
     # AND once the endpoint is back, the retried batch is stored
     sagemaker_runtime.clear_faults()
@@ -367,7 +375,7 @@ def test_redis_down_fails_everything_then_recovers(
     # AND when Redis is back (empty: it lost its scripts and schema too) the retry stores everything
     assert handler.handler(event, lambda_context) == failures()
     assert sorted(redis_client.keys("txn:?")) == ["txn:a", "txn:b"]
-    assert redis_client.xlen("txn:rejected") == 1
+    assert redis_client.xlen("rejected:records") == 1
     assert redis_client.ts().info("ts:verdict:legit").duplicate_policy == "sum"  # re-created with its policy
 
 
@@ -488,19 +496,30 @@ def test_samples_survive_a_series_deleted_behind_the_scorer(
     assert ts_range(redis_client, "ts:anomaly_score") == [(T0, 1.0), (T0 + 1, 1.0)]
 
 
-def test_samples_older_than_retention_are_dropped_but_the_document_is_stored(
+def test_event_times_outside_the_window_are_rejected_and_cannot_silence_the_series(
     scorer_env, redis_client, make_transaction, lambda_context
 ):
-    # GIVEN series that already hold a sample from now
-    now = kinesis_event([record(make_transaction("now"))])
-    assert handler.handler(now, lambda_context) == failures()
+    # GIVEN a transaction dated 2100, one from 30 days ago (beyond the 7-day raw retention), and one
+    # 4 minutes ahead (within the 5-minute clock skew)
+    now_ms = int(time.time() * 1000)
+    event = kinesis_event(
+        [
+            record(make_transaction("future", timestamp=4_102_444_800_000)),
+            record(make_transaction("old", timestamp=now_ms - 30 * 24 * 3600 * 1000)),
+            record(make_transaction("skewed", timestamp=now_ms + 4 * 60_000)),
+        ]
+    )
 
-    # WHEN a transaction from 30 days ago arrives (beyond the 7-day raw retention)
-    old = T0 - 30 * 24 * 3600 * 1000
+    # WHEN
+    assert handler.handler(event, lambda_context) == failures()
+
+    # THEN the first two are kept aside with the reason, the third is stored
+    entries = [fields for _, fields in redis_client.xrange("rejected:records")]
+    assert [e["reason"] for e in entries] == ["timestamp_out_of_range"] * 2
+    assert redis_client.keys("txn:*") == ["txn:skewed"]
+
+    # AND a real transaction of now still gets its samples (no sample from 2100 blocks them)
     assert handler.handler(
-        kinesis_event([record(make_transaction("old", timestamp=old))]), lambda_context
+        kinesis_event([record(make_transaction("now", timestamp=now_ms))]), lambda_context
     ) == (failures())
-
-    # THEN it is stored and searchable, without samples at that time
-    assert redis_client.json().get("txn:old", "$.timestamp") == [old]
-    assert [t for t, _ in ts_range(redis_client, "ts:fraud_probability") if t == old] == []
+    assert (now_ms, 0.1) in ts_range(redis_client, "ts:fraud_probability")

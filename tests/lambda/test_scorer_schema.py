@@ -100,6 +100,13 @@ def test_index_covers_the_contract_fields(schema_client):
         "timestamp": "NUMERIC",
         "scored_at": "NUMERIC",
         "latency_ms": "NUMERIC",
+        "terminal_id": "TAG",
+        "label": "NUMERIC",
+        # key online features, from the document's `features` object
+        "CUSTOMER_ID_NB_TX_1DAY_WINDOW": "NUMERIC",
+        "CUSTOMER_ID_AVG_AMOUNT_30DAY_WINDOW": "NUMERIC",
+        "TERMINAL_ID_RISK_7DAY_WINDOW": "NUMERIC",
+        "TERMINAL_ID_RISK_30DAY_WINDOW": "NUMERIC",
     }
     sortable = {attr[attr.index("attribute") + 1] for attr in info["attributes"] if "SORTABLE" in attr}
     assert sortable == {"timestamp", "scored_at"}

@@ -14,11 +14,12 @@ LAMBDA_SRC = Path(__file__).resolve().parents[2] / "lambda_src"
 REPO = LAMBDA_SRC.parent
 SCRIPT = """
 import json
+import time
 import handler
 from emulators.kinesis_events import kinesis_event
 from emulators.lambda_context import LocalLambdaContext as Context
 
-event = {"transaction_id": "traced", "timestamp": 1764032400000, "card_id": "c", "amount": 1.0,
+event = {"transaction_id": "traced", "timestamp": int(time.time() * 1000), "card_id": "c", "amount": 1.0,
          "features": [0.0] * 30}
 print(json.dumps(handler.handler(kinesis_event([event]), Context())))
 """

@@ -41,7 +41,8 @@ def test_sends_to_the_stream_named_by_the_stack_outputs(
     moto_url, stack, stream, read_stream, capsys, assert_follows_contract
 ):
     # WHEN the producer finds the stream through the stack's outputs
-    code = main(["--stack", stack, "--endpoint-url", moto_url, "--count", "1200", "--seed", "3", "--quiet"])
+    code = main(["--source", "synthetic", "--stack", stack, "--endpoint-url", moto_url, "--count", "1200",
+                 "--seed", "3", "--quiet"])  # fmt: skip
     # THEN 1,200 contract-shaped records arrive, keyed by card, and one summary line is printed
     records = read_stream(stream)
     assert code == 0
@@ -57,7 +58,19 @@ def test_sends_to_the_stream_named_by_the_stack_outputs(
 
 def test_stream_name_wins_over_stack(moto_url, stream, read_stream, capsys):
     code = main(
-        ["--stream-name", stream, "--stack", "NoSuchStack", "--endpoint-url", moto_url, "--count", "5", "-q"]
+        [
+            "--source",
+            "synthetic",
+            "--stream-name",
+            stream,
+            "--stack",
+            "NoSuchStack",
+            "--endpoint-url",
+            moto_url,
+            "--count",
+            "5",
+            "-q",
+        ]  # fmt: skip
     )
     assert code == 0
     assert len(read_stream(stream)) == 5
@@ -88,7 +101,8 @@ def test_malformed_csv_rows_are_skipped_and_counted(moto_url, stream, read_strea
 
 def test_dry_run_prints_records_and_sends_nothing(moto_url, stream, read_stream, capsys, monkeypatch):
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")  # a dry run needs no AWS at all
-    code = main(["--dry-run", "--count", "4", "--stream-name", stream, "--endpoint-url", moto_url, "-q"])
+    code = main(["--source", "synthetic", "--dry-run", "--count", "4", "--stream-name", stream,
+                 "--endpoint-url", moto_url, "-q"])  # fmt: skip
     out, err = capsys.readouterr()
     events = [json.loads(line) for line in out.splitlines()]
     assert code == 0
@@ -115,7 +129,11 @@ def test_help_explains_every_option(capsys):
         (["--rate", "fast"], 2, "argument --rate: 'fast' is not a number"),
         (["--count", "-1"], 2, "argument --count: -1 is negative"),
         (["--count", "many"], 2, "argument --count: 'many' is not a whole number"),
-        (["--shuffle"], 2, "--shuffle needs a file --source"),
+        (["--source", "synthetic", "--shuffle"], 2, "--shuffle needs a file --source"),
+        (["--shuffle"], 2, "--shuffle would break the event order"),
+        (["--label-delay", "7d"], 2, "argument --label-delay: 7d is not under 7d"),
+        (["--label-delay", "soon"], 2, "argument --label-delay: 'soon' is not a duration"),
+        (["--customers", "2"], 2, "the fraud scenarios need at least 3 customers"),
         (["--frobnicate"], 2, "unrecognized arguments: --frobnicate"),
     ],
 )
@@ -160,7 +178,8 @@ def test_ctrl_c_stops_cleanly_with_the_checkpoint_saved(moto_url, stream, read_s
     checkpoint = tmp_path / "cp.json"
     threading.Thread(target=press_ctrl_c_when_records_arrive, daemon=True).start()
     # WHEN the producer runs and is interrupted
-    code = main(["--stream-name", stream, "--endpoint-url", moto_url, "--count", "300000", "--rate", "2000",
+    code = main(["--source", "synthetic", "--stream-name", stream, "--endpoint-url", moto_url,
+                 "--count", "300000", "--rate", "2000",
                  "--checkpoint", str(checkpoint), "--seed", "9"])  # fmt: skip
     # THEN it exits 130 after finishing its batch, says so, and the checkpoint matches what arrived
     err = capsys.readouterr().err

@@ -162,3 +162,48 @@ def test_open_source_refuses_missing_files_and_shuffled_synthetic(tmp_path):
     with pytest.raises(ProducerError, match="--shuffle needs a file"):
         open_source("synthetic", shuffle=True)
     assert open_source("synthetic", seed=5).key == "synthetic-5"
+
+
+def test_a_simulator_csv_is_read_from_any_position_and_looped_with_new_ids(tmp_path):
+    from fraud_data.simulator import SimulationConfig, simulate
+    from fraud_data.transactions import write_csv
+    from producer.events import SimRow, build_event
+    from producer.source import SimulatorCsvSource, detect_shape
+
+    # GIVEN a simulator CSV
+    table = simulate(SimulationConfig(customers=20, terminals=40, days=2, seed=4)).transactions
+    path = tmp_path / "sim.csv"
+    write_csv(table, path)
+    source = open_source(str(path))
+    assert isinstance(source, SimulatorCsvSource)
+    assert detect_shape(path) == "simulator"
+
+    # WHEN read from the middle, and looped
+    middle = take(source.read(Position(0, 5), loop=False), 3)
+    looped = take(source.read(Position(0, len(table) - 1), loop=True), 2)
+
+    # THEN positions and rows are the file's, and a second pass gets new transaction ids
+    assert [p for p, _ in middle] == [Position(0, 5), Position(0, 6), Position(0, 7)]
+    assert [r.transaction_id for _, r in middle] == table.transaction_id[5:8]
+    assert all(isinstance(r, SimRow) for _, r in middle)
+    row = middle[0][1]
+    assert (row.timestamp_ms, row.card_id, row.terminal_id, row.amount, row.label) == (
+        table.timestamp[5],
+        table.card_id[5],
+        table.terminal_id[5],
+        table.amount[5],
+        table.label[5],
+    )
+    (last_position, last), (next_position, first_again) = looped
+    assert next_position == Position(1, 0)
+    again = build_event(first_again, source_key=source.key, loop=next_position.loop, timestamp_ms=0)
+    assert again["transaction_id"] == table.transaction_id[0] + "-l1"
+    assert (
+        build_event(last, source_key=source.key, loop=0, timestamp_ms=0)["transaction_id"]
+        == table.transaction_id[-1]
+    )
+
+
+def test_a_directory_is_not_a_source(tmp_path):
+    with pytest.raises(ProducerError, match="is a directory"):
+        open_source(str(tmp_path))

@@ -145,3 +145,46 @@ def test_a_zip_without_a_csv_is_a_clear_error(tmp_path):
         z.writestr("readme.txt", "nothing here")
     with pytest.raises(ValueError, match="no .csv file"):
         prepare.prepare_source(archive, tmp_path / "out")
+
+
+def test_creditcard_rows_are_split_in_time_order_80_20(tmp_path):
+    # GIVEN a creditcard.csv whose rows are not in time order (rows swapped around)
+    rows = list(generate_rows(5_000, seed=11, fraud_rate=0.03))
+    shuffled = rows[2_500:] + rows[:2_500]
+    source = _write_csv(tmp_path / "creditcard.csv", shuffled)
+
+    # WHEN prepared
+    manifest = prepare.prepare_source(source, tmp_path / "out")
+
+    # THEN the first 80% of the rows by Time train (the last eighth of them validates), the last 20% test
+    def times(split: str) -> list[float]:
+        lines = (tmp_path / "out" / prepare.XGBOOST_FILES[split]).read_text().splitlines()
+        return [float(line.split(",")[1]) for line in lines]
+
+    train, validation, test = times("train"), times("validation"), times("test")
+    assert manifest["split"] == "time-ordered"
+    assert [len(train), len(validation), len(test)] == [3_500, 500, 1_000]
+    assert train == sorted(train)
+    assert max(train) <= min(validation)
+    assert max(validation) <= min(test)
+    assert sorted(train + validation + test) == sorted(r[0] for r in rows)
+    assert manifest["feature_count"] == 30
+    assert manifest["feature_spec_version"] == "creditcard-30"
+
+
+def test_a_time_ordered_split_without_both_classes_is_a_clear_error(tmp_path):
+    # GIVEN frauds only in the first half of the time range
+    rows = [r for i, r in enumerate(generate_rows(2_000, seed=2, fraud_rate=0.05)) if i < 1_000 or r[-1] == 0]
+    source = _write_csv(tmp_path / "creditcard.csv", rows)
+    with pytest.raises(ValueError, match="the validation split .* does not hold both classes"):
+        prepare.prepare_source(source, tmp_path / "out")
+
+
+def test_time_ordered_split_cuts_at_the_fractions():
+    assert prepare.time_ordered_split(10, (0.7, 0.1, 0.2)) == {
+        "train": [0, 1, 2, 3, 4, 5, 6],
+        "validation": [7],
+        "test": [8, 9],
+    }
+    with pytest.raises(ValueError, match="fractions"):
+        prepare.time_ordered_split(10, (0.7, 0.1, 0.1))

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from training import spec as model_spec
+from training.custom_resource.budget import TRAINING_MAX_RUNTIME_S
 from training.custom_resource.naming import PREFIXES
 from training.prepare import FEATURE_FILES, XGBOOST_FILES
 
-MAX_TRAINING_SECONDS = 3600
 VOLUME_GB = 10
 
 
@@ -24,14 +24,17 @@ def _s3_channel(name: str, uri: str, content_type: str, *, sharded: bool = False
     }
 
 
-def _training_common(name: str, *, image: str, role_arn: str, bucket: str, instance_type: str) -> dict:
+def _training_common(
+    name: str, *, image: str, role_arn: str, bucket: str, instance_type: str, max_runtime_seconds: int
+) -> dict:
     return {
         "TrainingJobName": name,
         "AlgorithmSpecification": {"TrainingImage": image, "TrainingInputMode": "File"},
         "RoleArn": role_arn,
         "OutputDataConfig": {"S3OutputPath": f"s3://{bucket}/{PREFIXES.training}"},
         "ResourceConfig": {"InstanceType": instance_type, "InstanceCount": 1, "VolumeSizeInGB": VOLUME_GB},
-        "StoppingCondition": {"MaxRuntimeInSeconds": MAX_TRAINING_SECONDS},
+        # SageMaker stops the job at this limit: no job outlives the custom resource (budget.py).
+        "StoppingCondition": {"MaxRuntimeInSeconds": max_runtime_seconds},
     }
 
 
@@ -45,10 +48,23 @@ def rcf_hyperparameters(manifest: dict) -> dict[str, str]:
 
 
 def xgboost_training(
-    name: str, *, image: str, role_arn: str, bucket: str, data_prefix: str, instance_type: str, manifest: dict
+    name: str,
+    *,
+    image: str,
+    role_arn: str,
+    bucket: str,
+    data_prefix: str,
+    instance_type: str,
+    manifest: dict,
+    max_runtime_seconds: int = TRAINING_MAX_RUNTIME_S,
 ) -> dict:
     request = _training_common(
-        name, image=image, role_arn=role_arn, bucket=bucket, instance_type=instance_type
+        name,
+        image=image,
+        role_arn=role_arn,
+        bucket=bucket,
+        instance_type=instance_type,
+        max_runtime_seconds=max_runtime_seconds,
     )
     base = f"s3://{bucket}/{data_prefix}"
     request["HyperParameters"] = xgboost_hyperparameters(manifest)
@@ -60,10 +76,23 @@ def xgboost_training(
 
 
 def rcf_training(
-    name: str, *, image: str, role_arn: str, bucket: str, data_prefix: str, instance_type: str, manifest: dict
+    name: str,
+    *,
+    image: str,
+    role_arn: str,
+    bucket: str,
+    data_prefix: str,
+    instance_type: str,
+    manifest: dict,
+    max_runtime_seconds: int = TRAINING_MAX_RUNTIME_S,
 ) -> dict:
     request = _training_common(
-        name, image=image, role_arn=role_arn, bucket=bucket, instance_type=instance_type
+        name,
+        image=image,
+        role_arn=role_arn,
+        bucket=bucket,
+        instance_type=instance_type,
+        max_runtime_seconds=max_runtime_seconds,
     )
     request["HyperParameters"] = rcf_hyperparameters(manifest)
     # RCF reads unlabelled CSV (`label_size=0`) and its train channel must be ShardedByS3Key.

@@ -1,0 +1,111 @@
+"""The simulator's transaction CSV: columns, an in-memory column table, reading and writing.
+
+`transaction_id,timestamp,card_id,terminal_id,amount,label,scenario` — timestamp in epoch
+milliseconds (UTC), amount in currency units rounded to cents, label 0/1, scenario 0 = legitimate,
+1/2/3 = the Handbook's fraud scenario that made it fraudulent. Rows are in event order
+(timestamp, then transaction_id), the order every feature computation assumes.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from dataclasses import dataclass, field
+
+COLUMNS: tuple[str, ...] = (
+    "transaction_id",
+    "timestamp",
+    "card_id",
+    "terminal_id",
+    "amount",
+    "label",
+    "scenario",
+)
+ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+@dataclass
+class Transactions:
+    """Column-oriented: 1.75 M rows as seven lists cost far less memory than 1.75 M row objects."""
+
+    transaction_id: list[str] = field(default_factory=list)
+    timestamp: list[int] = field(default_factory=list)
+    card_id: list[str] = field(default_factory=list)
+    terminal_id: list[str] = field(default_factory=list)
+    amount: list[float] = field(default_factory=list)
+    label: list[int] = field(default_factory=list)
+    scenario: list[int] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.transaction_id)
+
+    def rows(self):
+        return zip(
+            self.transaction_id,
+            self.timestamp,
+            self.card_id,
+            self.terminal_id,
+            self.amount,
+            self.label,
+            self.scenario,
+            strict=True,
+        )
+
+    def is_event_ordered(self) -> bool:
+        keys = list(zip(self.timestamp, self.transaction_id, strict=True))
+        return all(a < b for a, b in zip(keys, keys[1:], strict=False))
+
+
+def _lines(transactions: Transactions):
+    yield ",".join(COLUMNS) + "\n"
+    # f-strings over csv.writer: ids are plain tokens (no quoting needed) and this is several times faster.
+    for tid, ts, card, term, amount, label, scenario in transactions.rows():
+        yield f"{tid},{ts},{card},{term},{amount:.2f},{label},{scenario}\n"
+
+
+def write_csv(transactions: Transactions, path: str | os.PathLike) -> None:
+    with open(path, "w", encoding="utf-8", newline="") as out:
+        out.writelines(_lines(transactions))
+
+
+def read_csv(path: str | os.PathLike) -> Transactions:
+    """Read a simulator CSV; ValueError naming the line for anything malformed."""
+    table = Transactions()
+    with open(path, encoding="utf-8", newline="") as src:
+        reader = csv.reader(src)
+        header = next(reader, None)
+        if header is None or tuple(header) != COLUMNS:
+            raise ValueError(f"{path}: expected the header {','.join(COLUMNS)}")
+        append = (
+            table.transaction_id.append,
+            table.timestamp.append,
+            table.card_id.append,
+            table.terminal_id.append,
+            table.amount.append,
+            table.label.append,
+            table.scenario.append,
+        )
+        for line, row in enumerate(reader, start=2):
+            try:
+                tid, ts, card, term, amount, label, scenario = row
+                values = (tid, int(ts), card, term, float(amount), int(label), int(scenario))
+                _check(values)
+            except ValueError as err:
+                raise ValueError(f"{path}, line {line}: {err}") from None
+            for add, value in zip(append, values, strict=True):
+                add(value)
+    return table
+
+
+def _check(values: tuple) -> None:
+    tid, ts, card, term, amount, label, scenario = values
+    if not (tid and card and term):
+        raise ValueError("empty transaction_id, card_id or terminal_id")
+    if ts < 0 or not 0 <= amount < float("inf") or label not in (0, 1) or scenario not in (0, 1, 2, 3):
+        raise ValueError("timestamp < 0, amount not finite and >= 0, label not 0/1 or scenario not 0-3")
+
+
+def to_csv_text(transactions: Transactions) -> str:
+    """The CSV as a string (small datasets, tests)."""
+    return "".join(_lines(transactions))

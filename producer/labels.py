@@ -1,0 +1,74 @@
+"""Fraud reports as label events: each row's label goes out a report delay after its transaction.
+
+In a real card system a fraud is known only when the cardholder or the bank reports it, days later;
+the features allow for that (terminal risk windows end 7 days before the transaction, see
+`contracts.features`). The producer replays that: the label of a transaction stamped t is sent as a
+label event stamped t + delay, placed in the stream before the first transaction stamped at or after
+that time. A delay under the features' 7 days means every label a feature needs has been sent before
+the transaction that needs it. What is still pending when a run ends is sent then (stamped with the
+run's last time, never later than its due time), so a finished run leaves no transaction unlabelled.
+
+Label events use the transaction's card as partition key: on the same shard as the transaction and
+after it, so the scorer never sees a report before the transaction it is about.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+
+from producer.events import SimRow, label_event
+
+DAY_MS = 86_400_000
+LABELS_ALL, LABELS_FRAUD, LABELS_NONE = "all", "fraud", "none"
+LABEL_CHOICES = (LABELS_ALL, LABELS_FRAUD, LABELS_NONE)
+# The scorer's rule: no report = legitimate. So only frauds need a report; `all` also sends the
+# 0 labels (stored in the transaction documents, never applied to the state).
+DEFAULT_LABELS = LABELS_FRAUD
+DEFAULT_LABEL_DELAY_MS = DAY_MS
+# The terminal features' delay (contracts.features: TERMINAL_ID_* windows end 7 days back): a label
+# reported later than that would be missing when the first feature that needs it is computed.
+MAX_LABEL_DELAY_MS = 7 * DAY_MS
+
+
+class LabelSchedule:
+    """Pending reports, ordered by due time (then by the order their transactions were sent)."""
+
+    def __init__(self, which: str = DEFAULT_LABELS, delay_ms: int = DEFAULT_LABEL_DELAY_MS) -> None:
+        self.which = which
+        self.delay_ms = delay_ms
+        self._heap: list[tuple[int, int, str, int, str]] = []
+        self._order = itertools.count()
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def schedule(self, row: object, event: dict, stamped_ms: int) -> None:
+        """Note the report of a transaction just stamped `stamped_ms` (simulator rows only: rows of
+        creditcard.csv carry their label in the event itself)."""
+        if self.which == LABELS_NONE or not isinstance(row, SimRow) or row.label is None:
+            return
+        if self.which == LABELS_FRAUD and row.label != 1:
+            return
+        due = stamped_ms + self.delay_ms
+        heapq.heappush(
+            self._heap, (due, next(self._order), event["transaction_id"], row.label, event["card_id"])
+        )
+
+    def due(self, now_ms: int) -> list[tuple[dict, str]]:
+        """(label event, partition key) of every report due at or before `now_ms`, stamped with its
+        due time."""
+        out = []
+        while self._heap and self._heap[0][0] <= now_ms:
+            due, _, transaction_id, label, card_id = heapq.heappop(self._heap)
+            out.append((label_event(transaction_id=transaction_id, label=label, timestamp_ms=due), card_id))
+        return out
+
+    def drain(self, at_ms: int) -> list[tuple[dict, str]]:
+        """Every pending report, stamped `at_ms` (or its due time if earlier): the end of a run."""
+        out = []
+        while self._heap:
+            due, _, transaction_id, label, card_id = heapq.heappop(self._heap)
+            stamp = min(due, at_ms)
+            out.append((label_event(transaction_id=transaction_id, label=label, timestamp_ms=stamp), card_id))
+        return out
