@@ -26,7 +26,7 @@ class ScoredBatch:
 def scored_batch(scorer_env, make_transaction, lambda_context) -> ScoredBatch:
     """One Kinesis batch scored by `handler.handler`: events spread over the last 10 minutes with every
     verdict (the test models make fraud probability = `fraud`, anomaly score = `anomaly`; thresholds
-    0.5 and 3.0), plus one record that is not JSON, which the handler rejects into txn:rejected."""
+    0.5 and 3.0), plus one record that is not JSON, which the handler rejects into the rejected stream."""
     import handler
 
     now = int(time.time() * 1000)
