@@ -3,11 +3,13 @@ whose import stays light (the image's build context and Dockerfile: tests/infra/
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
 
+import pytest
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -16,16 +18,56 @@ LAMBDA_SRC = Path(__file__).resolve().parents[2] / "lambda_src"
 FROM_BASE_IMAGE = {"boto3", "botocore"}
 
 
-def pinned_requirements() -> dict[str, str]:
-    pins = {}
-    for line in (LAMBDA_SRC / "requirements.txt").read_text().splitlines():
+def requirement_entries() -> list[tuple[str, list[str]]]:
+    """(requirement, its --hash options) per entry of lambda_src/requirements.txt."""
+    text = (LAMBDA_SRC / "requirements.txt").read_text().replace("\\\n", " ")
+    entries = []
+    for line in text.splitlines():
         line = line.split("#")[0].strip()
         if line:
-            requirement = Requirement(line)
-            (specifier,) = requirement.specifier
-            assert specifier.operator == "==", f"{line} is not pinned"
-            pins[canonicalize_name(requirement.name)] = specifier.version
+            requirement, *options = line.split()
+            entries.append((requirement, options))
+    return entries
+
+
+def pinned_requirements() -> dict[str, str]:
+    pins = {}
+    for line, _ in requirement_entries():
+        requirement = Requirement(line)
+        (specifier,) = requirement.specifier
+        assert specifier.operator == "==", f"{line} is not pinned"
+        pins[canonicalize_name(requirement.name)] = specifier.version
     return pins
+
+
+def test_every_runtime_requirement_carries_sha256_hashes():
+    for requirement, options in requirement_entries():
+        assert options, f"{requirement} has no --hash"
+        assert all(re.fullmatch(r"--hash=sha256:[0-9a-f]{64}", option) for option in options), requirement
+
+
+@pytest.mark.parametrize("platform", ["manylinux2014_x86_64", "manylinux2014_aarch64"])
+def test_the_hashes_match_the_package_index_wheels_for_both_image_platforms(platform, tmp_path):
+    # WHEN pip fetches the image's wheels (CPython 3.12, as in the base image) under --require-hashes
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--require-hashes"]
+        + [
+            "--only-binary=:all:",
+            "--platform",
+            platform,
+            "--python-version",
+            "3.12",
+            "--implementation",
+            "cp",
+        ]
+        + ["--dest", str(tmp_path), "-r", str(LAMBDA_SRC / "requirements.txt")],
+        capture_output=True,
+        text=True,
+    )
+
+    # THEN every wheel it would install is one whose hash the file names (the image build does the same)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(list(tmp_path.glob("*.whl"))) == len(requirement_entries())
 
 
 def test_runtime_requirements_are_pinned_and_exclude_base_image_and_heavy_packages():
