@@ -73,6 +73,24 @@ def test_the_demo_requirements_are_a_subset_of_the_full_ones_without_the_toolcha
     assert full.keys() >= TOOLCHAIN_ONLY
 
 
+def _with_includes(path: Path) -> str:
+    text = path.read_text()
+    included = re.findall(r"^-r\s+(\S+)", text, flags=re.M)
+    return text + "".join(_with_includes(path.parent / name) for name in included)
+
+
+def test_the_local_installs_pin_the_scorers_runtime_as_its_image_does_but_without_its_hashes():
+    # GIVEN the image's hashed closure (CPython 3.12 wheels) and the local requirements files
+    image = pins(REPO / "lambda_src" / "requirements.txt")
+    demo = pins(REPO / "requirements-demo.txt")
+    # THEN the demo runs the scorer on the same versions
+    assert {name: demo.get(name) for name in image} == image
+    # AND no local install reads a hash: one would switch pip to hash-checking mode for everything,
+    # which fails on any other Python than the image's
+    for name in ("requirements.txt", "requirements-demo.txt", "requirements-dev.txt"):
+        assert "--hash" not in _with_includes(REPO / name), name
+
+
 def _closure(roots: set[str]) -> set[str]:
     """Installed distributions reachable from `roots` through their metadata's requirements."""
     seen: set[str] = set()

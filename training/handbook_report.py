@@ -357,12 +357,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "'other seeds') into --report",
     )
     args = parser.parse_args(argv)
+    command = "python -m training.handbook_report " + shlex.join(sys.argv[1:] if argv is None else argv)
     if args.combine:
         main_report, *others = (json.loads(path.read_text()) for path in args.combine)
-        for path in write_report(with_other_seeds(main_report, others), args.report):
+        combined = with_other_seeds(main_report, others) | {"combined_by": command}
+        for path in write_report(combined, args.report):
             print(f"wrote {path}")
         return 0
-    command = "python -m training.handbook_report " + shlex.join(sys.argv[1:] if argv is None else argv)
     main_report = run_protocol(args.csv, seed=args.seed, bootstrap_resamples=args.bootstrap, command=command)
     _progress(main_report)
     others = []
