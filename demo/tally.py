@@ -2,8 +2,8 @@
 
 The demo's summary line, the end-to-end tests and the end-to-end benchmark all read their figures
 here, so "0 lost" is counted, never assumed: verdicts and latency quantiles from the RediSearch index
-(FT.AGGREGATE), rejections from the rejected stream (`rejected:records`), and exactly-once from the documents and
-the `ts:scored` counter series.
+(FT.AGGREGATE), rejections from the rejected stream (`rejected:records`), and exactly-once from the
+documents and the `ts:scored` counter series.
 """
 
 from __future__ import annotations
