@@ -75,7 +75,7 @@ synth: setup
 
 ## train: train the local twins of the SageMaker models and write the model report
 train: setup-demo
-	$(PY) -m training $(ARGS)
+	$(PY) -m training --report docs/model-report --also-seeds 7 11 $(ARGS)
 
 ## bench: benchmarks; figures go to docs/performance.md
 bench: setup-demo

@@ -205,3 +205,39 @@ def test_reports_of_several_seeds_combine_into_one(reduced_report, tmp_path):
     assert [o["seed"] for o in combined["other_seeds"]] == [11]
     assert all(not r["published"] for r in combined["other_seeds"][0]["rows"])
     assert "## Other seeds" in (tmp_path / "combined.md").read_text()
+
+
+def test_python_m_training_runs_the_protocol_for_each_seed_and_writes_one_report(
+    monkeypatch, tmp_path, capsys
+):
+    # GIVEN the protocol at the reduced size (the CLI's own run is the Handbook's full size)
+    from training.__main__ import main
+
+    full_size = hr.run_protocol
+    one_candidate = hm.TUNING_FIXED | {"max_depth": 3, "eta": 0.1, "num_round": 50, "min_child_weight": 1}
+
+    def reduced(csv, *, seed, bootstrap_resamples, command):
+        return full_size(
+            csv,
+            seed=seed,
+            simulation=REDUCED,
+            train_offset_days=REDUCED_OFFSET,
+            validation_folds=1,
+            candidates=[one_candidate],
+            bootstrap_resamples=bootstrap_resamples,
+            command=command,
+        )
+
+    monkeypatch.setattr(hr, "run_protocol", reduced)
+
+    # WHEN `python -m training` runs without --source, for two seeds
+    assert (
+        main(["--seed", "3", "--also-seeds", "4", "--bootstrap", "10", "--report", str(tmp_path / "r")]) == 0
+    )
+
+    # THEN one report holds the main seed's rows beside the published ones, and the other seed's figures
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert saved["dataset"]["seed"] == 3
+    assert {row["published"] for row in saved["handbook_protocol"]} == {True, False}
+    assert "seed 4" in (tmp_path / "r.md").read_text()
+    assert "seed 3: XGBoost" in capsys.readouterr().out
