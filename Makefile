@@ -9,6 +9,8 @@ PIP := $(VENV)/bin/pip
 # in jsii's extended support.) Supported: Node 22 and 24; see README "Deploy to AWS".
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION ?= 20
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+# The CDK CLI's bundled AWS SDK warns on Node < 22 when it creates a client (not on every run).
+export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED := true
 export PYTHONDONTWRITEBYTECODE := 1
 # pip prints every package it collects and installs (no -q): a first setup takes minutes, not silence.
 PIP_INSTALL := $(PIP) install --disable-pip-version-check --progress-bar on

@@ -243,10 +243,10 @@ class Scorer:
             if label.transaction_id not in plan.firsts or label.transaction_id in present
         ]
 
-        # Round trip 3: entity state, label effects, samples — only for what is stored.
+        # Round trip 3: entity state, label effects, latency samples — only for what is stored.
         clock = time.perf_counter()
         try:
-            dropped = self.connector.run(
+            self.connector.run(
                 lambda client: self.store.write_effects(
                     client,
                     state_events,
@@ -263,6 +263,7 @@ class Scorer:
             logger.warning("state not updated, records to be retried", extra={"error": type(exc).__name__})
             return ok
         result.effects_ms = (time.perf_counter() - clock) * 1000
+        dropped = outcome.samples_refused
         if dropped:
             logger.info("time-series samples refused (e.g. older than retention)", extra={"count": dropped})
         result.stored += len(stored)

@@ -1,15 +1,16 @@
 """Write scored transactions, label effects and rejected records to Redis, idempotently, in a few
 pipelined round trips per batch.
 
-1. Documents: `JSON.SET … NX` is the gate, followed by `PEXPIRE … NX` (the TTL, set once). An id
-   found stored (by the read before, or by this NX: another shard was faster) is compared by content
-   hash: the same content is a replay, a retry or a duplicate (nothing changes), other content is a
-   conflict (kept aside by the caller). Plain commands, not a script: a script call costs ~8 µs of
-   Redis CPU per transaction more (measured), and a lost PEXPIRE is healed by the next delivery.
-2. Effects of what step 1 stored or found stored: entity state (`fraud_scorer.feature_store`), label
-   effects, and the time-series samples of the newly stored transactions, aggregated per series and
-   timestamp into one TS.MADD per batch (the per-transaction samples were most of Redis's time per
-   transaction).
+1. Documents: one server-side script per transaction, gated on `JSON.SET … NX`: only a new document
+   gets its TTL and its time-series samples, in the same atomic step. An id found stored (by the read
+   before, or by this NX: another shard was faster) is compared by content hash: the same content is
+   a replay, a retry or a duplicate (nothing changes, no sample is added twice), other content is a
+   conflict (kept aside by the caller). Atomic on purpose: with the samples written in a later round
+   trip, a Redis restart between the two lost the batch's samples for good (a retry finds the
+   documents stored and cannot tell whether their samples were written); the script costs a few µs of
+   Redis CPU per transaction more than plain commands (docs/performance.md).
+2. Effects of what step 1 stored or found stored: entity state (`fraud_scorer.feature_store`) and
+   label effects, both idempotent, and the batch's latency samples (telemetry).
 
 Rejections are gated by a per-record "seen" key. The scripts are loaded once per container and run
 with EVALSHA; if Redis lost them (a restart), schema and scripts are re-created and the batch written
@@ -37,6 +38,38 @@ from fraud_scorer.events import Rejection, Transaction
 
 # A document write's outcome: stored now, already stored with the same content, or with other content.
 STORED, ALREADY_STORED, CONFLICT = 1, 0, -1
+
+# KEYS: txn document, ts:fraud_probability, ts:anomaly_score, ts:verdict:<v>, ts:scored, fraud-ts,
+#       fraudulent_ts or non-fraudulent_ts
+# ARGV: document JSON, TTL ms, event time ms, fraud probability, anomaly score, scored-at ms
+# Returns {1, samples refused} when stored, {0, 0} when the document already existed. The six samples
+# go in one TS.MADD (each series' own DUPLICATE_POLICY applies); one it refuses is retried alone with
+# TS.ADD ON_DUPLICATE (which also re-creates a series deleted behind our back); one refused again
+# (older than the retention) is counted: the document must still be stored.
+STORE_TRANSACTION_LUA = """
+if not redis.call('JSON.SET', KEYS[1], '$', ARGV[1], 'NX') then
+  return {0, 0}
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+local samples = {
+  {KEYS[2], ARGV[3], ARGV[4], 'MAX'}, {KEYS[3], ARGV[3], ARGV[5], 'MAX'}, {KEYS[4], ARGV[3], 1, 'SUM'},
+  {KEYS[5], ARGV[6], 1, 'SUM'}, {KEYS[6], ARGV[3], ARGV[4], 'MAX'}, {KEYS[7], ARGV[3], ARGV[4], 'MAX'}
+}
+local madd = {}
+for _, s in ipairs(samples) do
+  madd[#madd + 1] = s[1]; madd[#madd + 1] = s[2]; madd[#madd + 1] = s[3]
+end
+local replies = redis.pcall('TS.MADD', unpack(madd))
+local refused = 0
+for i, s in ipairs(samples) do
+  local reply = type(replies) == 'table' and not replies.err and replies[i] or replies
+  if type(reply) == 'table' and reply.err then
+    local again = redis.pcall('TS.ADD', s[1], s[2], s[3], 'ON_DUPLICATE', s[4])
+    if type(again) == 'table' and again.err then refused = refused + 1 end
+  end
+end
+return {1, refused}
+"""
 
 # KEYS: seen key, rejected stream, ts:rejected
 # ARGV: reason, detail, sha256, length, shard id, sequence number, rejected-at ms, seen TTL s, maxlen,
@@ -118,6 +151,7 @@ class DocumentOutcome:
 
     transactions: list[int | Exception]
     rejections: list[bool | Exception]
+    samples_refused: int = 0  # time-series samples of the stored documents the series refused
 
 
 @dataclass(frozen=True)
@@ -145,6 +179,7 @@ class TransactionStore:
         self._txn_retention_ms = txn_retention_ms
         self._keep_payload = keep_payload
         # Bytes, so the SHA is computed without a client; loaded into Redis by bootstrap().
+        self._store_transaction = Script(None, STORE_TRANSACTION_LUA.encode())
         self._store_rejection = Script(None, STORE_REJECTION_LUA.encode())
         self._ready = False
 
@@ -152,6 +187,7 @@ class TransactionStore:
         """Schema and scripts, once per container (again only if Redis lost its scripts)."""
         schema.ensure_schema(client, retention_ms=self._retention_ms)
         pipe = client.pipeline(transaction=False)
+        pipe.script_load(self._store_transaction.script)
         pipe.script_load(self._store_rejection.script)
         pipe.script_load(feature_store.APPLY_LABEL.script)
         pipe.execute()
@@ -207,15 +243,17 @@ class TransactionStore:
         if any(isinstance(r, NoScriptError) for r in results):
             self.bootstrap(client)
             results = self._write_once(client, scored, rejections, processing_ms, rejected_at_ms)
-        documents, rejection_results = results[: 2 * len(scored)], results[2 * len(scored) :]
+        documents, rejection_results = results[: len(scored)], results[len(scored) :]
         transactions: list[int | Exception] = []
         raced: list[int] = []  # NX refused: stored meanwhile, compare the content
+        samples_refused = 0
         for i in range(len(scored)):
-            written, expired = documents[2 * i], documents[2 * i + 1]
+            written = documents[i]
             if isinstance(written, Exception):
                 transactions.append(written)
-            elif written:
-                transactions.append(expired if isinstance(expired, Exception) else STORED)
+            elif int(written[0]):
+                transactions.append(STORED)
+                samples_refused += int(written[1])
             else:
                 transactions.append(ALREADY_STORED)
                 raced.append(i)
@@ -231,7 +269,7 @@ class TransactionStore:
                 elif _json_reply(reply) not in (None, [], [scored[i].transaction.content_hash]):
                     transactions[i] = CONFLICT
         rejected = [r if isinstance(r, Exception) else bool(int(r)) for r in rejection_results]
-        return DocumentOutcome(transactions, rejected)
+        return DocumentOutcome(transactions, rejected, samples_refused)
 
     def _write_once(
         self,
@@ -245,9 +283,25 @@ class TransactionStore:
             return []
         pipe = client.pipeline(transaction=False)
         for item in scored:
-            key = keys.txn_key(item.transaction.transaction_id)
-            pipe.execute_command("JSON.SET", key, "$", item.document_json(processing_ms=processing_ms), "NX")
-            pipe.execute_command("PEXPIRE", key, self._txn_retention_ms, "NX")
+            txn = item.transaction
+            legacy_split = keys.LEGACY_FRAUD if item.verdict == Verdict.FRAUD else keys.LEGACY_NOT_FRAUD
+            pipe.evalsha(
+                self._store_transaction.sha,
+                7,
+                keys.txn_key(txn.transaction_id),
+                keys.TS_FRAUD,
+                keys.TS_ANOMALY,
+                keys.verdict_series(item.verdict),
+                keys.TS_SCORED,
+                keys.LEGACY_ALL,
+                legacy_split,
+                item.document_json(processing_ms=processing_ms),
+                self._txn_retention_ms,
+                txn.timestamp_ms,
+                repr(item.fraud_probability),
+                repr(item.anomaly_score),
+                item.scored_at_ms,
+            )
         for rejection in rejections:
             ref = rejection.ref
             sha256, length, data = RejectedRecord(rejection).fields(self._keep_payload)
@@ -279,12 +333,11 @@ class TransactionStore:
         labels: Sequence[tuple[str, int, LabelTarget, int]],
         stored: Sequence[ScoredTransaction],
         replayed: Sequence[str] = (),
-    ) -> int:
+    ) -> None:
         """Apply entity state for `state_events`, `labels` (transaction id, label, target, reported at)
-        and the time-series samples of the newly `stored` transactions; give the `replayed` documents
-        their TTL if they lack it (a PEXPIRE lost with its connection). Raises RedisError if a state
-        or label write failed (the caller retries the records: those writes are idempotent). Returns
-        the number of samples the series refused (e.g. older than retention)."""
+        and the batch's latency samples over the newly `stored` transactions; give the `replayed`
+        documents their TTL if they lack it (a PEXPIRE lost with its connection). Raises RedisError if
+        a state or label write failed (the caller retries the records: those writes are idempotent)."""
         pipe = client.pipeline(transaction=False)
         for transaction_id in replayed:
             pipe.execute_command("PEXPIRE", keys.txn_key(transaction_id), self._txn_retention_ms, "NX")
@@ -299,12 +352,9 @@ class TransactionStore:
                     pipe, target.terminal_id, target.timestamp_ms, transaction_id, label, reported_at
                 )
         samples_start = len(pipe)
-        samples = _aggregate_samples(stored)
-        if samples:
-            pipe.execute_command("TS.MADD", *(v for sample in samples for v in sample[:3]))
         _queue_latency(pipe, stored)
         if not len(pipe):
-            return 0
+            return
         results = pipe.execute(raise_on_error=False)
         effects = results[:samples_start]
         if any(isinstance(r, NoScriptError) for r in effects[label_start:]):
@@ -321,53 +371,7 @@ class TransactionStore:
         failed = [r for r in effects if isinstance(r, Exception)]
         if failed:
             raise failed[0] if isinstance(failed[0], RedisError) else RedisError(str(failed[0]))
-        return self._retry_refused_samples(client, samples, results[samples_start] if samples else [])
-
-    def _retry_refused_samples(self, client: redis.Redis, samples: list, replies: object) -> int:
-        """A sample TS.MADD refused is retried alone with TS.ADD ON_DUPLICATE (which also re-creates a
-        series deleted behind our back); one refused again (older than the retention) is dropped."""
-        if isinstance(replies, Exception):
-            replies = [replies] * len(samples)
-        refused = [s for s, r in zip(samples, replies, strict=True) if isinstance(r, Exception)]
-        if not refused:
-            return 0
-        pipe = client.pipeline(transaction=False)
-        for key, ts, value, policy in refused:
-            pipe.execute_command("TS.ADD", key, ts, value, "ON_DUPLICATE", policy)
-        try:
-            again = pipe.execute(raise_on_error=False)
-        except RedisError:
-            return len(refused)
-        return sum(isinstance(r, Exception) for r in again)
-
-
-def _aggregate_samples(stored: Sequence[ScoredTransaction]) -> list[tuple[str, int, float, str]]:
-    """One sample per (series, timestamp) for the whole batch, combined as the series' own
-    DUPLICATE_POLICY would combine them (MAX or SUM): the same series, fewer writes."""
-    if not stored:
-        return []
-    maxima: dict[tuple[str, int], float] = {}
-    sums: dict[tuple[str, int], float] = {}
-
-    def high(key: str, ts: int, value: float) -> None:
-        at = (key, ts)
-        previous = maxima.get(at)
-        if previous is None or value > previous:
-            maxima[at] = value
-
-    for item in stored:
-        t, fraud = item.transaction.timestamp_ms, item.fraud_probability
-        high(keys.TS_FRAUD, t, fraud)
-        high(keys.TS_ANOMALY, t, item.anomaly_score)
-        high(keys.LEGACY_ALL, t, fraud)
-        high(keys.LEGACY_FRAUD if item.verdict == Verdict.FRAUD else keys.LEGACY_NOT_FRAUD, t, fraud)
-        at = (keys.verdict_series(item.verdict), t)
-        sums[at] = sums.get(at, 0) + 1
-    scored_at = max(item.scored_at_ms for item in stored)
-    sums[(keys.TS_SCORED, scored_at)] = sums.get((keys.TS_SCORED, scored_at), 0) + len(stored)
-    return [(k, ts, repr(v), "MAX") for (k, ts), v in maxima.items()] + [
-        (k, ts, repr(float(v)), "SUM") for (k, ts), v in sums.items()
-    ]
+        # The documents' samples were written with them (round trip 2); a latency sample is telemetry.
 
 
 def _queue_latency(pipe: object, stored: Sequence[ScoredTransaction]) -> None:
