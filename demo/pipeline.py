@@ -111,7 +111,7 @@ def _text(value) -> str:
 def load_local_models(models_dir: Path, world: SimulationConfig | None = None):
     """The locally trained models on MODEL_FEATURES (trained on first use on a simulated world of the
     same size as `world`, another seed; then cached)."""
-    from demo.models import load_or_train, training_world  # xgboost and sklearn: only when needed
+    from training.streamed_twin import load_or_train, training_world  # xgboost and sklearn: only when needed
 
     world = world or DEFAULT_WORLD
     return load_or_train(models_dir, training_world(world.customers, world.terminals))

@@ -12,7 +12,7 @@ E2E_WORLD = SimulationConfig(customers=500, terminals=1_000, days=45, seed=7)
 
 @pytest.fixture(scope="session")
 def local_models(tmp_path_factory):
-    from demo.models import load_or_train, training_world
+    from training.streamed_twin import load_or_train, training_world
 
     # A smaller training world than the demo's: these tests need real models, not the best ones.
     return load_or_train(tmp_path_factory.mktemp("models"), training_world(500, 1_000, days=52))

@@ -1,21 +1,19 @@
-"""The models `make demo` scores simulated transactions with: XGBoost and an IsolationForest (the
-local stand-in for Random Cut Forest) on `contracts.features.MODEL_FEATURES`, the vector the scorer
-computes online and sends to both endpoints.
+"""The models `make demo` scores its live stream with: the local twin (XGBoost and an IsolationForest,
+the local stand-in for Random Cut Forest) on `contracts.features.MODEL_FEATURES`, trained with the
+same fitting code as `training.local_models`, on a world re-stamped the way the demo streams.
 
-Trained here on the first run, then cached (`<models_dir>/simulated-<key>/`), keyed by everything
-they depend on: the training world's simulation parameters, the feature spec version, the
-hyperparameters (training/spec.py) and the library versions.
+Why a twin of its own: the demo compresses time. Its live part is stamped with send times (150
+transactions a second), so the short windows (a card's transactions in the last 10 minutes or hour)
+see far more than the simulated days would; a model trained only on simulated time calls many live
+transactions suspicious. The training world (same generator and size as the demo's, another seed, so
+the demo scores transactions the models have never seen) therefore has its last 3 days re-stamped
+the same way (see `train`). Rows from day 37 on only (the longest window + delay: earlier rows have
+partial windows); every 5th of them held out for the fraud threshold (best F1) and the figures in
+`metadata`. Cached under `<models_dir>/simulated-<key>/`, keyed by everything the models depend on
+(simulation, feature spec version, hyperparameters, library versions).
 
-The training data is a simulated world of its own (same generator and size as the demo's, another
-seed): the demo then scores transactions the models have never seen, as a deployment would. Its last
-3 days are re-stamped the way the demo streams its live part (one transaction every 1/150 s: see
-`train`), so the models know the compressed short windows the live part shows. Rows from day 37 on
-only (the longest window + delay is 37 days: earlier rows have partial windows); every 5th of them
-held out for the fraud threshold (best F1) and the figures in `metadata`.
-
-(Interim home: `training/local_models.py` owns the local twin; it will offer the same interface
-trained on simulated features - see .coordination/requests-from-pipeline.md - and then this module
-becomes a thin call to it.)
+The deployment and `make train` train on simulated time, unchanged (`training.prepare`,
+`training.local_models`): this re-stamping is the demo's, not the product's.
 """
 
 from __future__ import annotations
