@@ -25,12 +25,15 @@ from emulators.redis_stack import LIBSSL_DIR, free_port, server_paths
 REPO = Path(__file__).resolve().parent.parent
 # What the Makefile exports for every command (its jsii line is under test in test_node_banner_*).
 MAKE_ENV = {"JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20", "PYTHONDONTWRITEBYTECODE": "1"}
+SUB_MAKE_VARIABLES = ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")
 
 
 def run(
     args: list[str], *, env: dict[str, str] | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess:
-    inherited = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}  # only a test's own REDIS_URL
+    # Only a test's own REDIS_URL; and no make variables: the suite itself runs under `make test`, and a
+    # make started with them is a sub-make, which prints "Entering directory" lines a user never sees.
+    inherited = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", *SUB_MAKE_VARIABLES}}
     full_env = {**inherited, **MAKE_ENV, **(env or {})}
     return subprocess.run(
         args, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout, check=False
@@ -276,7 +279,7 @@ def _interrupt_when_kept(args: list[str], tmp_path: Path) -> tuple[int, str]:
     """Start `args` in its own process group, Ctrl-C it (SIGINT to the group, as a terminal does)
     once the demo says it keeps running, and return (exit code, all output)."""
     log = tmp_path / "out.log"
-    env = {**os.environ, **MAKE_ENV}
+    env = {k: v for k, v in os.environ.items() if k not in SUB_MAKE_VARIABLES} | MAKE_ENV
     env.pop("REDIS_URL", None)
     with log.open("w") as out:
         process = subprocess.Popen(
