@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from contracts.scorer_env import DEFAULT_TXN_RETENTION_MS
 from contracts.stack_outputs import DEFAULT_STACK_NAME
 from stacks.context import ConfigError, ContextReader
 from stacks.models.config import ModelsConfig
@@ -55,6 +56,7 @@ class ScorerConfig:
     log_level: str
     log_retention_days: int
     ts_retention_ms: int
+    txn_retention_ms: int
 
     @classmethod
     def from_context(cls, ctx: ContextReader, *, log_retention_days: int) -> ScorerConfig:
@@ -66,6 +68,10 @@ class ScorerConfig:
             log_level=ctx.choice("scorerLogLevel", "INFO", LOG_LEVELS),
             log_retention_days=log_retention_days,
             ts_retention_ms=ctx.integer("tsRetentionMs", 604_800_000, minimum=60_000, maximum=31_536_000_000),
+            # Bounded memory (docs/deploy.md, *Redis capacity*): documents expire; 1 h to 1 year.
+            txn_retention_ms=ctx.integer(
+                "txnRetentionMs", DEFAULT_TXN_RETENTION_MS, minimum=3_600_000, maximum=31_536_000_000
+            ),
         )
 
 

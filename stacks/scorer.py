@@ -82,6 +82,7 @@ class Scorer(Construct):
                 scorer_env.POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
                 scorer_env.POWERTOOLS_LOG_LEVEL: config.log_level,
                 scorer_env.TS_RETENTION_MS: str(config.ts_retention_ms),
+                scorer_env.TXN_RETENTION_MS: str(config.txn_retention_ms),
                 **environment,
             },
             # In the VPC only with self-hosted Redis; an external Redis is reached over the internet.

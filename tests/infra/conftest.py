@@ -19,6 +19,7 @@ OPTIONS_CONTEXT = {
     "scorerMemoryMb": "2048",
     "scorerReservedConcurrency": "20",
     "scorerLogLevel": "DEBUG",
+    "txnRetentionMs": "86400000",
     "logRetentionDays": "90",
     "batchSize": "200",
     "batchingWindowSeconds": "5",

@@ -84,6 +84,7 @@ def test_scorer_sizing_tracing_logs_and_powertools_environment(default_synth):
                         "POWERTOOLS_METRICS_NAMESPACE": "FraudDetection",
                         "POWERTOOLS_LOG_LEVEL": "INFO",
                         "TS_RETENTION_MS": "604800000",
+                        "TXN_RETENTION_MS": "2592000000",  # documents expire: Redis memory is bounded
                         "REDIS_SECRET_ARN": Match.any_value(),
                     }
                 )
@@ -104,7 +105,11 @@ def test_scorer_options_from_context(options_synth):
             "PackageType": "Image",
             "MemorySize": 2048,
             "ReservedConcurrentExecutions": 20,
-            "Environment": {"Variables": Match.object_like({"POWERTOOLS_LOG_LEVEL": "DEBUG"})},
+            "Environment": {
+                "Variables": Match.object_like(
+                    {"POWERTOOLS_LOG_LEVEL": "DEBUG", "TXN_RETENTION_MS": "86400000"}
+                )
+            },
         },
     )
     options_synth.template.has_resource_properties("AWS::Logs::LogGroup", {"RetentionInDays": 90})
