@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import time
+
 import pytest
 import redis
 
 from emulators.kinesis_server import LocalKinesisServer
 from emulators.lambda_context import LocalLambdaContext
-from emulators.redis_stack import RedisStackServer
+from emulators.redis_stack import LIBSSL_DIR, RedisStackServer, free_port, server_paths
 
 
 @pytest.fixture(scope="session")
@@ -138,3 +142,28 @@ def make_transaction():
 @pytest.fixture
 def lambda_context() -> LocalLambdaContext:
     return LocalLambdaContext(function_name="fraud-scorer")
+
+
+@pytest.fixture
+def redis_without_modules(tmp_path):
+    """The Redis Stack binary started without --loadmodule: a plain Redis 7.4 (no JSON/Search/TS)."""
+    port = free_port()
+    env = dict(os.environ)
+    if LIBSSL_DIR.is_dir():
+        env["LD_LIBRARY_PATH"] = str(LIBSSL_DIR)
+    server, _ = server_paths()
+    process = subprocess.Popen(
+        [str(server), "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--dir", str(tmp_path)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    client = redis.Redis(port=port)
+    for _ in range(200):
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0"
+    process.terminate()
+    process.wait(10)

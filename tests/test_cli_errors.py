@@ -18,9 +18,8 @@ import time
 from pathlib import Path
 
 import pytest
-import redis
 
-from emulators.redis_stack import LIBSSL_DIR, free_port, server_paths
+from emulators.redis_stack import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 # What the Makefile exports for every command (its jsii line is under test in test_node_banner_*).
@@ -61,40 +60,6 @@ def no_internal_names(line: str) -> None:
 
 
 # --- Redis given by the user --------------------------------------------------------------------
-
-
-@pytest.fixture
-def redis_without_modules(tmp_path):
-    """The Redis Stack binary started without --loadmodule: a plain Redis 7.4 (no JSON/Search/TS)."""
-    port = free_port()
-    env = dict(os.environ)
-    if LIBSSL_DIR.is_dir():
-        env["LD_LIBRARY_PATH"] = str(LIBSSL_DIR)
-    process = subprocess.Popen(
-        [
-            str(server_paths()[0]),
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--save",
-            "",
-            "--dir",
-            str(tmp_path),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-    )
-    client = redis.Redis(port=port)
-    for _ in range(200):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}/0"
-    process.terminate()
-    process.wait(10)
 
 
 def test_demo_with_an_unreachable_redis_says_so_in_one_line():

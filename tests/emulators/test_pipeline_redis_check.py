@@ -2,44 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import time
-
 import pytest
-import redis
 
 from demo.pipeline import LocalPipeline, PipelineSettings
-from emulators.redis_stack import LIBSSL_DIR, free_port, server_paths
+from emulators.redis_stack import free_port
 
 
-@pytest.fixture
-def bare_redis(tmp_path):
-    """The same redis-server binary, without the JSON, Search and TimeSeries modules."""
-    port = free_port()
-    env = dict(os.environ)
-    if LIBSSL_DIR.is_dir():
-        env["LD_LIBRARY_PATH"] = str(LIBSSL_DIR)
-    server, _ = server_paths()
-    process = subprocess.Popen(
-        [str(server), "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--dir", str(tmp_path)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-    )
-    client = redis.Redis(port=port)
-    for _ in range(100):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}/0"
-    process.terminate()
-    process.wait(10)
-
-
-def test_a_redis_without_the_modules_is_refused_before_anything_starts(bare_redis):
-    pipeline = LocalPipeline(PipelineSettings(redis_url=bare_redis), models=object())
+def test_a_redis_without_the_modules_is_refused_before_anything_starts(redis_without_modules):
+    pipeline = LocalPipeline(PipelineSettings(redis_url=redis_without_modules), models=object())
 
     with pytest.raises(RuntimeError, match="lacks ReJSON, Search, TimeSeries"):
         pipeline.start()
