@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
-from aws_cdk import Acknowledgment, RemovalPolicy, Validations
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from contracts import redis_acl
 from stacks.config import RedisConfig
-from stacks.redis.connection import RedisConnection
+from stacks.redis.connection import RedisConnection, connection_secret
 
 
 class ExternalRedis(Construct):
@@ -48,25 +45,12 @@ class ExternalRedis(Construct):
     ) -> secretsmanager.ISecret:
         if existing_arn is not None:
             return secretsmanager.Secret.from_secret_complete_arn(self, construct_id, existing_arn)
-        template = {"host": config.host, "port": config.port, "tls": config.tls, "username": username}
-        secret = secretsmanager.Secret(
+        return connection_secret(
             self,
             construct_id,
+            connection={"host": config.host, "port": config.port, "tls": config.tls, "username": username},
             description=f"Redis connection JSON {{host, port, password, username, tls}} for the ACL user "
             f"'{username}'; set the real password with put-secret-value",
-            generate_secret_string=secretsmanager.SecretStringGenerator(
-                secret_string_template=json.dumps(template),
-                generate_string_key="password",
-                exclude_punctuation=True,
-                password_length=32,
-            ),
-            removal_policy=RemovalPolicy.DESTROY,
+            why_not_rotated="The password belongs to the external Redis provider; it is rotated there "
+            "and copied in with put-secret-value, which a rotation Lambda cannot do.",
         )
-        Validations.of(secret).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-SMG4",
-                reason="The password belongs to the external Redis provider; it is rotated there "
-                "and copied in with put-secret-value, which a rotation Lambda cannot do.",
-            )
-        )
-        return secret

@@ -14,7 +14,6 @@ Redis 8 ships JSON, time series and search built in.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
@@ -32,7 +31,7 @@ from contracts import redis_acl
 from stacks.cluster import ServiceCluster
 from stacks.config import RedisConfig
 from stacks.platforms import ECS_CPU_ARCHITECTURE, IMAGE_PLATFORM
-from stacks.redis.connection import REDIS_PORT, RedisConnection
+from stacks.redis.connection import REDIS_PORT, RedisConnection, connection_secret
 
 IMAGE_DIR = Path(__file__).resolve().parent / "image"
 NAMESPACE = "fraud-detection.internal"
@@ -63,31 +62,16 @@ def _user_secret(
     scope: Construct, construct_id: str, *, host: str, username: str, purpose: str
 ) -> secretsmanager.Secret:
     """A generated password in the documented connection JSON {host, port, password, username, tls}."""
-    secret = secretsmanager.Secret(
+    return connection_secret(
         scope,
         construct_id,
+        connection={"host": host, "port": REDIS_PORT, "tls": False, "username": username},
         description=f"Connection JSON {{host, port, password, username, tls}} of the self-hosted Redis "
         f"for its ACL user '{username}' ({purpose})",
-        generate_secret_string=secretsmanager.SecretStringGenerator(
-            secret_string_template=json.dumps(
-                {"host": host, "port": REDIS_PORT, "tls": False, "username": username}
-            ),
-            generate_string_key="password",
-            # Letters and digits only: the password goes into URLs and the start script hashes it as is.
-            exclude_punctuation=True,
-            password_length=32,
-        ),
-        removal_policy=RemovalPolicy.DESTROY,
+        why_not_rotated="Redis reads its users' password hashes once at start (the ACL file the start "
+        "script writes); a rotation takes a task replacement, which rotation Lambdas cannot do. "
+        "Rotate by put-secret-value + force-new-deployment (docs/redis.md).",
     )
-    Validations.of(secret).acknowledge(
-        Acknowledgment(
-            id="AwsSolutions-SMG4",
-            reason="Redis reads its users' password hashes once at start (the ACL file the start "
-            "script writes); a rotation takes a task replacement, which rotation Lambdas cannot do. "
-            "Rotate by put-secret-value + force-new-deployment (docs/redis.md).",
-        )
-    )
-    return secret
 
 
 class SelfHostedRedis(Construct):
