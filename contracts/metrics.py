@@ -25,3 +25,8 @@ def verdict_metric(verdict: Verdict | str) -> str:
 LABELS_APPLIED = "LabelsApplied"  # label events applied to a stored transaction (and its terminal)
 DUPLICATE_ID_CONFLICTS = "DuplicateIdConflicts"  # a reused transaction id with different content
 FEATURE_SPEC_MISMATCH = "FeatureSpecMismatch"  # records refused: FEATURE_SPEC_VERSION != the scorer's spec
+
+# Issue 13 (bounded memory): Redis's `used_memory` as a percentage of its `maxmemory` (INFO memory),
+# published by the scorer at most once a minute per container; nothing when maxmemory is 0 (unlimited).
+# The alarm in stacks/monitoring.py fires before Redis refuses writes (`noeviction`).
+REDIS_MEMORY_USED_PERCENT = "RedisMemoryUsedPercent"

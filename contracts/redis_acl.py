@@ -1,8 +1,8 @@
 """Who may do what in Redis (issue 14.1): the ACL users of the deployment, in ONE place.
 
 - `scorer`: the scoring Lambda. Only the commands its path runs (schema bootstrap, the stored Lua
-  scripts and what they call, feature state, labels, latency samples) on the keys
-  `contracts.redis_keys` names. No KEYS/SCAN, no FLUSH*, CONFIG, ACL, DEBUG, MODULE or plain EVAL.
+  scripts and what they call, feature state, labels, latency samples, `INFO` for the memory alarm)
+  on the keys `contracts.redis_keys` names. No KEYS/SCAN, no FLUSH*, CONFIG, ACL, DEBUG, MODULE or plain EVAL.
 - `grafana`: the Grafana data source. Only the read commands the dashboards' panels send
   (`grafana/queries.py` builds them), read-only on the keys they read. Any Grafana user can send any
   command string through the data source, so this list is what a Grafana Viewer can do to Redis.
@@ -70,6 +70,12 @@ SCORER = AclUser(
         # connection: redis-py's health check and the library name it announces on connect
         "ping",
         "client|setinfo",
+        # the memory alarm's metric (fraud_scorer/redis_memory.py): `INFO memory`, once a minute. The
+        # whole command, not `info|memory`: for a command without subcommands that is a deprecated
+        # first-argument rule which Redis checks against the first section only, so `INFO memory
+        # server` passes it anyway (tests/emulators/test_redis_acl_users.py shows both). INFO reveals
+        # server statistics (version, counts, memory, replication), never keys' names or values.
+        "info",
         # schema bootstrap (fraud_scorer/schema.py)
         "ft.create",
         "ts.create",

@@ -5,6 +5,10 @@ tests read them. Only names and shapes live here; the scorer's `schema.py` creat
 
 from __future__ import annotations
 
+import hashlib
+import struct
+import sys
+from array import array
 from dataclasses import dataclass, field
 
 from contracts.verdicts import VERDICTS
@@ -27,6 +31,12 @@ REJECTED_DATA_LIMIT = 4096
 ENTITY_TTL_MARGIN_MS = 24 * 3600 * 1000
 COMPACTION_BUCKET_MS = 60_000
 COMPACTION_RETENTION_MS = 30 * 24 * 3600 * 1000
+# The per-transaction series (scores, verdict counts, `ts:scored`, the legacy three) hold one sample
+# per series per SAMPLE_RESOLUTION_MS bucket, stamped at the bucket's start: MAX of the scores, SUM of
+# the counts — the series' own DUPLICATE_POLICY, so samples of one bucket written by different batches
+# merge exactly. One sample per transaction was most of the Redis time a transaction cost. 250 ms
+# divides every chart bucket the dashboards and the demo draw (demo: 250 ms and up, dashboards: 1 min).
+SAMPLE_RESOLUTION_MS = 250
 APP_LABEL = {"app": "fraud-detection"}
 
 TS_FRAUD = "ts:fraud_probability"
@@ -53,12 +63,12 @@ def rejected_seen_key(shard_id: str, sequence_number: str) -> str:
 
 
 def card_events_key(card_id: str) -> str:
-    """ZSET of the card's transactions: score = event time (ms), member `card_member(...)`."""
+    """ZSET of the card's transactions, a few members each holding many (`encode_card_block`)."""
     return f"{CARD_PREFIX}{{{card_id}}}:events"
 
 
 def terminal_events_key(terminal_id: str) -> str:
-    """ZSET of the terminal's transactions: score = event time (ms), member `terminal_member(...)`."""
+    """ZSET of the terminal's transactions, a few members each holding many (`encode_terminal_block`)."""
     return f"{TERMINAL_PREFIX}{{{terminal_id}}}:events"
 
 
@@ -68,9 +78,127 @@ def terminal_frauds_key(terminal_id: str) -> str:
     return f"{TERMINAL_PREFIX}{{{terminal_id}}}:frauds"
 
 
-# Member encodings (`:`-separated, the transaction id last because ids may contain `:`). The event
-# time leads so members sort by time within a score; the amount is Python's shortest round-trip repr,
-# so the float read back is bit-for-bit the float written.
+# Entity events: BLOCKS. A card's or terminal's sorted set holds a few members (one to three), each a
+# block of many events: a state write adds a block of its batch's new events, and now and then merges
+# the entity's blocks into one (fraud_scorer/feature_store.py, `_entity_commands`). A block is
+# columnar and fixed-width where the features need speed, so a reader turns a whole window into
+# arrays with a memory copy instead of parsing one member per event (what made the read cost ~90 ms
+# of client CPU per 500-record batch):
+#
+#   card block:     b"\x01" b"\0\0\0" <n: uint32> <n event times: int64> <n amounts: float64> <ids>
+#   terminal block: b"\x02" b"\0\0\0" <n: uint32> <n event times: int64>                    <ids>
+#
+# little-endian; `ids` = the n transaction ids (ASCII, `events.TRANSACTION_ID_PATTERN`: no newline)
+# joined by b"\n". Events are sorted by (event time, id) and unique by id within a block. The amount
+# is the float64 itself: read back bit for bit. The member's score is a 52-bit hash of the block
+# (`block_score`): it names the block, so a writer removes exactly the blocks it read
+# (`ZREMRANGEBYSCORE key s s`) without sending them back, and writing the same block again is a no-op.
+# Members written by an older scorer (one text member per event, `card_member` / `terminal_member`)
+# are still decoded, and merged into a block by the next write.
+CARD_BLOCK = 1
+TERMINAL_BLOCK = 2
+BLOCK_HEADER_BYTES = 8
+_BLOCK_PAD = b"\0\0\0"
+_BIG_ENDIAN = sys.byteorder == "big"
+if array("q").itemsize != 8 or array("d").itemsize != 8:  # pragma: no cover - int64/float64 everywhere
+    raise RuntimeError("the block encoding needs 8-byte array('q') and array('d')")
+
+
+def block_score(block: bytes) -> int:
+    """The block's score: 52 bits of its BLAKE2b hash (exact in a float64 score)."""
+    return int.from_bytes(hashlib.blake2b(block, digest_size=7).digest(), "little") >> 4
+
+
+def encode_card_block(timestamps: list[int], amounts: list[float], ids: list[bytes]) -> bytes:
+    """One card block from columns already sorted by (time, id) and unique by id."""
+    n = len(timestamps)
+    return b"".join(
+        (
+            bytes((CARD_BLOCK,)),
+            _BLOCK_PAD,
+            struct.pack(f"<I{n}q{n}d", n, *timestamps, *amounts),
+            b"\n".join(ids),
+        )
+    )
+
+
+def encode_terminal_block(timestamps: list[int], ids: list[bytes]) -> bytes:
+    n = len(timestamps)
+    return b"".join(
+        (bytes((TERMINAL_BLOCK,)), _BLOCK_PAD, struct.pack(f"<I{n}q", n, *timestamps), b"\n".join(ids))
+    )
+
+
+def extend_block(
+    block: bytes, drop: int, timestamps: list[int], amounts: list[float], ids: list[bytes], dropped_ids: int
+) -> bytes:
+    """`block` (card or terminal) without its first `drop` events and with these appended (they must
+    sort after its last one; `amounts` empty for a terminal): the bytes `encode_*_block` would give
+    for the result, spliced from the old block's columns instead of re-encoding every event.
+    `dropped_ids`: the bytes the dropped ids take in the id list (their lengths + 1 each)."""
+    (n,) = struct.unpack_from("<I", block, 4)
+    k = len(timestamps)
+    h = BLOCK_HEADER_BYTES
+    width = 16 if block[0] == CARD_BLOCK else 8
+    kept_ids = block[h + width * n + dropped_ids :] if drop < n else b""
+    new_ids = b"\n".join(ids)
+    parts = [
+        block[:4],
+        struct.pack("<I", n - drop + k),
+        block[h + 8 * drop : h + 8 * n],
+        struct.pack(f"<{k}q", *timestamps),
+    ]
+    if width == 16:
+        parts += (block[h + 8 * n + 8 * drop : h + 16 * n], struct.pack(f"<{k}d", *amounts))
+    parts += (kept_ids, b"\n" if kept_ids else b"", new_ids)
+    return b"".join(parts)
+
+
+def _column(typecode: str, view: memoryview, start: int, n: int) -> array:
+    """n little-endian numbers from a block as an array: one copy, no Python object per number."""
+    column = array(typecode)
+    column.frombytes(view[start : start + 8 * n])
+    if _BIG_ENDIAN:
+        column.byteswap()
+    return column
+
+
+def card_block_columns(block: bytes) -> tuple[array, array, bytes]:
+    """(event times: array('q'), amounts: array('d'), the ids joined by b"\\n") of a card block or
+    of one legacy text member: the ids stay one bytes object until someone needs them split."""
+    if block[0] != CARD_BLOCK:
+        ts, amount, transaction_id = parse_card_member(block.decode())
+        return array("q", (ts,)), array("d", (amount,)), transaction_id.encode()
+    n = int.from_bytes(block[4:8], "little")
+    view = memoryview(block)
+    h = BLOCK_HEADER_BYTES
+    return _column("q", view, h, n), _column("d", view, h + 8 * n, n), block[h + 16 * n :]
+
+
+def terminal_block_columns(block: bytes) -> tuple[array, bytes]:
+    """(event times: array('q'), the ids joined by b"\\n") of a terminal block or legacy member."""
+    if block[0] != TERMINAL_BLOCK:
+        ts, transaction_id = parse_terminal_member(block.decode())
+        return array("q", (ts,)), transaction_id.encode()
+    n = int.from_bytes(block[4:8], "little")
+    return _column("q", memoryview(block), BLOCK_HEADER_BYTES, n), block[BLOCK_HEADER_BYTES + 8 * n :]
+
+
+def decode_card_block(block: bytes) -> tuple[array, array, list[bytes]]:
+    """(event times: array('q'), amounts: array('d'), ids) of a card block or of one legacy text member."""
+    ts, amounts, ids = card_block_columns(block)
+    return ts, amounts, ids.split(b"\n") if ts else []
+
+
+def decode_terminal_block(block: bytes) -> tuple[array, list[bytes]]:
+    """(event times: array('q'), ids) of a terminal block or of one legacy text member."""
+    ts, ids = terminal_block_columns(block)
+    return ts, ids.split(b"\n") if ts else []
+
+
+# Legacy per-event text members (`:`-separated, the transaction id last because ids may contain `:`),
+# written by scorers before the blocks; decoded above for an upgrade in place. The amount is Python's
+# shortest round-trip repr, so the float read back is bit-for-bit the float written.
 def card_member(timestamp_ms: int, amount: float, transaction_id: str) -> str:
     return f"{timestamp_ms}:{amount!r}:{transaction_id}"
 
@@ -141,26 +269,25 @@ def series_catalog() -> tuple[Series, ...]:
     )
 
 
+# Indexing is most of what storing a transaction costs Redis: ~12 µs per document for having an index
+# at all, then ~2-3 µs per NUMERIC and ~4 µs per TAG field (JSON.SET into `txn:`, measured on this
+# machine). So the index holds what a query, a panel or the demo's tally filters, groups or sorts by:
+# verdict (panels, tally), scored_at (newest first, tally's period), latency_ms (tally's quantiles),
+# label (verdicts vs reported frauds), timestamp (the end-to-end benchmark's first event), amount.
+# Everything else (card_id, terminal_id, scores, channel, merchant) a panel returns by JSONPath
+# (`RETURN $.card_id`), read from the document of each hit.
 INDEX_FIELDS = (
     ("verdict", "TAG"),
-    ("channel", "TAG"),
-    ("card_id", "TAG"),
-    ("merchant", "TAG"),
     ("amount", "NUMERIC"),
-    ("fraud_probability", "NUMERIC"),
-    ("anomaly_score", "NUMERIC"),
-    ("timestamp", "NUMERIC SORTABLE"),
+    ("timestamp", "NUMERIC"),
     ("scored_at", "NUMERIC SORTABLE"),
     ("latency_ms", "NUMERIC"),
-    ("terminal_id", "TAG"),
     ("label", "NUMERIC"),  # set by label events: verdicts vs reported frauds (FT.AGGREGATE)
 )
-# Online features indexed for search ("why flagged" queries): `$.features.<NAME>` AS `<NAME>` NUMERIC.
-# A few key ones only: each indexed NUMERIC field costs ~5 µs of Redis CPU per stored transaction
-# (measured), and the whole vector is in the document anyway (FT.SEARCH can return `$.features.X`).
+# The key online features, indexed for search ("why flagged" queries; `$.features.<NAME>` AS `<NAME>`
+# NUMERIC): the card's velocity and the terminal's fraud risk. The whole vector is in the document
+# anyway (FT.SEARCH returns `$.features.X`).
 INDEX_FEATURE_FIELDS: tuple[str, ...] = (
     "CUSTOMER_ID_NB_TX_1DAY_WINDOW",
-    "CUSTOMER_ID_AVG_AMOUNT_30DAY_WINDOW",
     "TERMINAL_ID_RISK_7DAY_WINDOW",
-    "TERMINAL_ID_RISK_30DAY_WINDOW",
 )

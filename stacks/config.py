@@ -235,6 +235,12 @@ _FARGATE_MEMORY = {256: (512, 1024, 2048), 512: (1024, 2048, 3072, 4096), 1024: 
 _KMS_KEY_ARN = r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/([0-9a-f-]{36}|mrk-[0-9a-f]{32})"
 _CERTIFICATE_ARN = r"arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}"
 _DOMAIN = r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
+# How users reach Grafana (docs/cost.md): through an Application Load Balancer (HTTPS with a
+# certificate, a stable DNS name; $22.27 + 2 public IPv4 addresses a month), or straight to the task's
+# own public IP (plain HTTP, which GrafanaConfig accepts only for a single address; $3.65 a month).
+GRAFANA_ACCESS_LOAD_BALANCER = "load-balancer"
+GRAFANA_ACCESS_PUBLIC_IP = "public-ip"
+GRAFANA_ACCESS_MODES = (GRAFANA_ACCESS_LOAD_BALANCER, GRAFANA_ACCESS_PUBLIC_IP)
 
 
 @dataclass(frozen=True)
@@ -249,10 +255,16 @@ class GrafanaConfig:
     cpu: int
     memory_mb: int
     log_retention_days: int
+    # GRAFANA_ACCESS_MODES: "load-balancer" (the default) or "public-ip" (the lean preset).
+    access: str = GRAFANA_ACCESS_LOAD_BALANCER
 
     @property
     def https(self) -> bool:
         return self.certificate_arn is not None
+
+    @property
+    def load_balanced(self) -> bool:
+        return self.access == GRAFANA_ACCESS_LOAD_BALANCER
 
     @property
     def open_to_internet(self) -> bool:
@@ -317,6 +329,16 @@ class GrafanaConfig:
                 "Grafana is served over plain HTTP, which is accepted only for one address "
                 "(docs/grafana.md, HTTPS)",
             )
+        access = ctx.choice("grafanaAccess", GRAFANA_ACCESS_LOAD_BALANCER, GRAFANA_ACCESS_MODES)
+        if access == GRAFANA_ACCESS_PUBLIC_IP and certificate_arn is not None:
+            # TLS ends at the load balancer (ACM certificates cannot be installed in a task); without
+            # it the certificate would be silently ignored and the login would travel in clear.
+            raise ConfigError(
+                "grafanaAccess",
+                access,
+                f"'{GRAFANA_ACCESS_LOAD_BALANCER}' with grafanaCertificateArn: HTTPS is served by the load "
+                "balancer, the task's own public IP serves plain HTTP only (docs/cost.md)",
+            )
         return cls(
             allowed_cidr=cidr,
             certificate_arn=certificate_arn,
@@ -325,6 +347,7 @@ class GrafanaConfig:
             cpu=cpu,
             memory_mb=memory_mb,
             log_retention_days=log_retention_days,
+            access=access,
         )
 
 

@@ -108,7 +108,8 @@ class GrafanaService(Construct):
                 "grafana:plain-http",
                 f"Grafana is served over plain HTTP to {config.allowed_cidr} only: the login and the "
                 "session cookie travel unencrypted. Set -c grafanaCertificateArn=<ACM ARN> for HTTPS "
-                "(required for any wider range; docs/grafana.md).",
+                + ("" if config.load_balanced else "with -c grafanaAccess=load-balancer ")
+                + "(required for any wider range; docs/grafana.md).",
             )
 
         self.admin_secret = secretsmanager.Secret(
@@ -148,6 +149,35 @@ class GrafanaService(Construct):
             retention=retention_days(config.log_retention_days),
             removal_policy=RemovalPolicy.DESTROY,
         )
+        image = ecr_assets.DockerImageAsset(
+            self, "Image", directory=str(GRAFANA_DIR), platform=IMAGE_PLATFORM[config.architecture]
+        )
+        secrets = {
+            "GF_SECURITY_ADMIN_PASSWORD": ecs.Secret.from_secrets_manager(self.admin_secret),
+            "GF_SECURITY_SECRET_KEY": ecs.Secret.from_secrets_manager(self.secret_key),
+            **redis_login.secrets,
+        }
+        if not config.load_balanced:
+            # grafanaAccess=public-ip (the lean preset): no load balancer, the task's own public IP.
+            self.load_balancer: elbv2.ApplicationLoadBalancer | None = None
+            self.access_logs: s3.Bucket | None = None
+            self.fargate: ecs_patterns.ApplicationLoadBalancedFargateService | None = None
+            self.task_definition, self.service = self._public_ip_service(
+                cluster, config, image, self._environment(redis, config, redis_login.username), secrets
+            )
+            cluster.add_service(self.service)
+            self._allow_direct_ingress(config)
+            redis.allow_from(self.service)
+            self._finish(cluster.cluster, redis_login, secret_key_arns, restart_on_secret_change)
+            # The address is the running task's, known only once it starts (docs/cost.md says how to
+            # read it); the output says where to find it rather than a URL that would be wrong.
+            self.url = (
+                f"http://<public IP of the running task>:{GRAFANA_PORT} (grafanaAccess=public-ip: "
+                f"aws ecs list-tasks --cluster {cluster.cluster.cluster_name} --service-name "
+                f"{self.service.service_name}, then describe-tasks; docs/cost.md)"
+            )
+            return
+
         self.access_logs = self._access_log_bucket()
         self.load_balancer = elbv2.ApplicationLoadBalancer(
             self,
@@ -165,9 +195,6 @@ class GrafanaService(Construct):
             acm.Certificate.from_certificate_arn(self, "Certificate", config.certificate_arn)
             if config.certificate_arn
             else None
-        )
-        image = ecr_assets.DockerImageAsset(
-            self, "Image", directory=str(GRAFANA_DIR), platform=IMAGE_PLATFORM[config.architecture]
         )
         self.fargate = ecs_patterns.ApplicationLoadBalancedFargateService(
             self,
@@ -203,14 +230,11 @@ class GrafanaService(Construct):
                 container_name="grafana",
                 log_driver=ecs.LogDrivers.aws_logs(stream_prefix="grafana", log_group=self.log_group),
                 environment=self._environment(redis, config, redis_login.username),
-                secrets={
-                    "GF_SECURITY_ADMIN_PASSWORD": ecs.Secret.from_secrets_manager(self.admin_secret),
-                    "GF_SECURITY_SECRET_KEY": ecs.Secret.from_secrets_manager(self.secret_key),
-                    **redis_login.secrets,
-                },
+                secrets=secrets,
             ),
         )
         self.service = self.fargate.service
+        self.task_definition = self.fargate.task_definition
         cluster.add_service(self.service)
         # The pattern adds its own URL outputs; the stack publishes GrafanaUrl instead (the contract).
         for output in ("LoadBalancerDNS", "ServiceURL"):
@@ -220,19 +244,89 @@ class GrafanaService(Construct):
         )
         self._allow_ingress(config)
         redis.allow_from(self.service)
-        self._grant_secret_keys(secret_key_arns)
-        self.redis_login_secrets = redis_login.watched
-        if restart_on_secret_change:
-            self.restart_rule: events.Rule | None = self._restart_on_change(
-                cluster.cluster, redis_login.watched
-            )
-        else:
-            self.restart_rule = None
+        self._finish(cluster.cluster, redis_login, secret_key_arns, restart_on_secret_change)
 
         scheme = "https" if certificate else "http"
         host = config.domain_name or self.load_balancer.load_balancer_dns_name
         self.url = f"{scheme}://{host}"
+
+    def _finish(
+        self,
+        cluster: ecs.ICluster,
+        redis_login: RedisLogin,
+        secret_key_arns: tuple[str, ...],
+        restart_on_secret_change: bool,
+    ) -> None:
+        """What both access modes share: KMS grants, the restart rule, cdk-nag acknowledgements."""
+        self._grant_secret_keys(secret_key_arns)
+        self.redis_login_secrets = redis_login.watched
+        self.restart_rule: events.Rule | None = (
+            self._restart_on_change(cluster, redis_login.watched) if restart_on_secret_change else None
+        )
         self._acknowledge_findings()
+
+    def _public_ip_service(
+        self,
+        cluster: ServiceCluster,
+        config: GrafanaConfig,
+        image: ecr_assets.DockerImageAsset,
+        environment: dict[str, str],
+        secrets: dict[str, ecs.Secret],
+    ) -> tuple[ecs.FargateTaskDefinition, ecs.FargateService]:
+        """One task in a public subnet with a public IP and no load balancer (grafanaAccess=public-ip).
+
+        It saves the load balancer's hourly charge and its two public IPv4 addresses ($29.57 a month,
+        docs/cost.md) for one address of its own ($3.65). What it gives up: no HTTPS (GrafanaConfig
+        refuses a certificate here, and plain HTTP only ever for a single address), no stable name (the
+        address changes when the task is replaced), no access logs. The security group admits
+        `grafanaAllowedCidr` on Grafana's port and nothing else; by default nobody.
+        """
+        task_definition = ecs.FargateTaskDefinition(
+            self,
+            "TaskDefinition",
+            cpu=config.cpu,
+            memory_limit_mib=config.memory_mb,
+            runtime_platform=ecs.RuntimePlatform(
+                cpu_architecture=ECS_CPU_ARCHITECTURE[config.architecture],
+                operating_system_family=ecs.OperatingSystemFamily.LINUX,
+            ),
+        )
+        task_definition.add_container(
+            "grafana",
+            container_name="grafana",
+            image=ecs.ContainerImage.from_docker_image_asset(image),
+            port_mappings=[ecs.PortMapping(container_port=GRAFANA_PORT)],
+            logging=ecs.LogDrivers.aws_logs(stream_prefix="grafana", log_group=self.log_group),
+            environment=environment,
+            secrets=secrets,
+        )
+        service = ecs.FargateService(
+            self,
+            "Service",
+            cluster=cluster.cluster,
+            task_definition=task_definition,
+            desired_count=1,
+            # Stateless: start the replacement before stopping the old task (the address changes).
+            min_healthy_percent=100,
+            max_healthy_percent=200,
+            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC),
+            assign_public_ip=True,
+            circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
+        )
+        return task_definition, service
+
+    def _allow_direct_ingress(self, config: GrafanaConfig) -> None:
+        """Grafana's port for the allowed range only (a single address: GrafanaConfig refuses more
+        without a certificate, and this mode has none); nobody by default."""
+        if config.allowed_cidr is None:
+            Annotations.of(self).add_warning_v2(
+                "grafana:closed",
+                "Grafana's task admits no one: set -c grafanaAllowedCidr=<your IP>/32 (docs/grafana.md).",
+            )
+            return
+        self.service.connections.allow_from(
+            ec2.Peer.ipv4(config.allowed_cidr), ec2.Port.tcp(GRAFANA_PORT), "Grafana users"
+        )
 
     @staticmethod
     def _redis_login(
@@ -358,7 +452,7 @@ class GrafanaService(Construct):
         """
         if not key_arns:
             return
-        execution_role = self.fargate.task_definition.obtain_execution_role()
+        execution_role = self.task_definition.obtain_execution_role()
         execution_role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["kms:Decrypt"],
@@ -447,7 +541,7 @@ class GrafanaService(Construct):
             )
 
     def _acknowledge_findings(self) -> None:
-        task_definition = self.fargate.task_definition
+        task_definition = self.task_definition
         Validations.of(task_definition).acknowledge(
             Acknowledgment(
                 id="AwsSolutions-ECS2",

@@ -20,6 +20,24 @@ from stacks.scorer import METRICS_NAMESPACE, SERVICE_NAME
 
 PERIOD = Duration.minutes(5)
 
+# Redis memory (issue 13). Redis runs `noeviction`: at 100 % of maxmemory it refuses writes and every
+# batch is retried until memory is freed (documents expire after TXN_RETENTION_MS, 30 days by default),
+# so the alarm must come while there is still time to act (resize the task, shorten the retention).
+# - 80 %: the remaining 20 % of the default 1 GiB task's 494 MiB maxmemory holds ~50 thousand more
+#   transactions (~2,000 bytes each, docs/deploy.md *Redis capacity*): hours at tens per second,
+#   days at the rates that size is meant for; a redeploy with a larger task takes minutes. Lower
+#   would fire on a deployment sized to sit, retention-bound, at 70-75 %.
+# - Maximum, 2 of 3 five-minute periods: every scorer container samples the same Redis at most once
+#   a minute, so the highest sample is the latest fill; one high period alone (a big batch's client
+#   buffers count in used_memory) is not enough, and a real fill only grows, so this costs ~5 minutes.
+# - Missing data IGNORE (keep the state): the metric exists only while the scorer runs. Treated as
+#   not breaching, an idle pipeline would turn a full Redis's alarm back to OK (it is still full, and
+#   the next batch fails); a scorer that never publishes (no +info on an external Redis) leaves the
+#   alarm at INSUFFICIENT_DATA, visible, instead of a green OK.
+REDIS_MEMORY_ALARM_PERCENT = 80
+REDIS_MEMORY_EVALUATION_PERIODS = 3
+REDIS_MEMORY_DATAPOINTS_TO_ALARM = 2
+
 
 def scorer_metric(name: str, *, statistic: str = "Sum") -> cloudwatch.Metric:
     """A Powertools metric the handler publishes (namespace FraudDetection, dimension service)."""
@@ -140,6 +158,20 @@ class Monitoring(Construct):
             threshold=config.rejected_percent,
             description="Share of records rejected as invalid (%); the producer may be sending bad data.",
         )
+        # Published by the scorer from INFO memory (fraud_scorer/redis_memory.py), so it exists in both
+        # Redis modes; nothing is published when maxmemory is 0 (no limit to run out of).
+        redis_memory = scorer_metric(metric_names.REDIS_MEMORY_USED_PERCENT, statistic="Maximum")
+        self.redis_memory_alarm = self._alarm(
+            "RedisMemory",
+            redis_memory,
+            threshold=REDIS_MEMORY_ALARM_PERCENT,
+            description=f"Redis uses >= {REDIS_MEMORY_ALARM_PERCENT} % of its maxmemory; at 100 % it refuses "
+            "writes and batches are retried until memory is freed. Resize the Redis task or shorten "
+            "txnRetentionMs (docs/deploy.md, Redis capacity).",
+            evaluation_periods=REDIS_MEMORY_EVALUATION_PERIODS,
+            datapoints_to_alarm=REDIS_MEMORY_DATAPOINTS_TO_ALARM,
+            treat_missing_data=cloudwatch.TreatMissingData.IGNORE,
+        )
 
         self.dashboard = cloudwatch.Dashboard(
             self,
@@ -188,6 +220,15 @@ class Monitoring(Construct):
                 right=[on_failure_queue.metric_approximate_number_of_messages_visible(period=PERIOD)],
                 width=12,
             ),
+            cloudwatch.GraphWidget(
+                title="Redis memory used (% of maxmemory)",
+                left=[redis_memory],
+                left_y_axis=cloudwatch.YAxisProps(min=0, max=100),
+                left_annotations=[
+                    cloudwatch.HorizontalAnnotation(value=REDIS_MEMORY_ALARM_PERCENT, label="alarm")
+                ],
+                width=12,
+            ),
         )
 
     def add_endpoint_alarms(self, *, label: str, endpoint_name: str) -> None:
@@ -226,15 +267,18 @@ class Monitoring(Construct):
         threshold: float,
         description: str,
         evaluation_periods: int = 1,
+        datapoints_to_alarm: int | None = None,
+        # No traffic is not a failure (for counts and rates; a level such as the memory share differs).
+        treat_missing_data: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING,
     ) -> cloudwatch.Alarm:
         alarm = metric.create_alarm(
             self,
             construct_id,
             threshold=threshold,
             evaluation_periods=evaluation_periods,
+            datapoints_to_alarm=datapoints_to_alarm,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            # No traffic is not a failure.
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            treat_missing_data=treat_missing_data,
             alarm_description=description,
         )
         alarm.add_alarm_action(self._action)

@@ -19,12 +19,15 @@ from stacks.context import ContextReader
 PRESET_KEY = "costPreset"
 
 PRESETS: dict[str, Mapping[str, Any]] = {
-    # The code's defaults: interface endpoints in one AZ, on-demand stream, Grafana 0.25 vCPU / 1 GB.
+    # The code's defaults: interface endpoints in one AZ, on-demand stream, Grafana 0.25 vCPU / 1 GB
+    # behind a load balancer, both models on one ml.t2.medium (stacks/models/config.py).
     "default": {},
     # Light load, lowest idle cost: one NAT instance instead of six interface endpoints (private
     # subnets get a route out), one provisioned shard (1 MB/s, 1,000 records/s in), the smallest
-    # Fargate sizes Grafana and Redis run on.
+    # Fargate sizes Grafana and Redis run on, and Grafana on its task's own public IP instead of a
+    # load balancer (plain HTTP to one address at most; a certificate needs grafanaAccess=load-balancer).
     "lean": {
+        "grafanaAccess": "public-ip",
         "vpcEgress": "nat-instance",
         "streamMode": "provisioned",
         "streamShardCount": 1,

@@ -2,6 +2,7 @@
 
 Kinesis batch in; each record scored by both SageMaker endpoints (one call per endpoint per batch)
 and stored in Redis; returns the partial-batch response. The logic lives in `fraud_scorer/`.
+At most once a minute per container it also publishes Redis's used-memory share (redis_memory.py).
 Clients are created on the first invocation and reused, so importing this module stays cheap.
 """
 
@@ -62,13 +63,28 @@ def _container_scorer():
     return _scorer
 
 
+# Redis's used-memory share (fraud_scorer/redis_memory.py): one gauge per container, so its
+# once-a-minute rate limit spans invocations.
+_memory_gauge = None
+
+
+def _container_memory_gauge():
+    global _memory_gauge
+    if _memory_gauge is None:
+        from fraud_scorer.redis_memory import RedisMemoryGauge
+
+        _memory_gauge = RedisMemoryGauge()
+    return _memory_gauge
+
+
 def reset_container_state() -> None:
     """Forget the per-container clients and cached secret (tests: each sees its own environment)."""
-    global _scorer, _entry
+    global _scorer, _entry, _memory_gauge
     if _scorer is not None:
         _scorer.connector.close()
     _scorer = None
     _entry = None
+    _memory_gauge = None
     from aws_lambda_powertools.utilities import parameters
 
     parameters.clear_caches()
@@ -77,8 +93,13 @@ def reset_container_state() -> None:
 def _score_batch(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     from fraud_scorer import metrics as batch_metrics
 
-    result = _container_scorer().process(event)
+    scorer = _container_scorer()
+    result = scorer.process(event)
     batch_metrics.publish(metrics, result)
+    # After the batch (its writes count) and outside it: at most once a minute, and it never raises,
+    # so it can neither fail nor retry the batch. Here rather than in batch.py: it is about Redis's
+    # health, not about the records.
+    _container_memory_gauge().publish_if_due(scorer.connector, metrics)
     return result.response()
 
 

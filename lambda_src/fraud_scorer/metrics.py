@@ -1,4 +1,5 @@
-"""CloudWatch metrics (EMF via Powertools) for one processed batch; names per docs/architecture.md."""
+"""CloudWatch metrics (EMF via Powertools) for one processed batch, and Redis's used-memory share;
+names per docs/architecture.md."""
 
 from __future__ import annotations
 
@@ -42,3 +43,9 @@ def publish(metrics: Metrics, result: BatchResult) -> None:
         ) as metric:
             metric.add_dimension(name=names.SERVICE_DIMENSION, value=metrics.service)
             metric.add_dimension(name=names.ENDPOINT_DIMENSION, value=endpoint)
+
+
+def publish_redis_memory(metrics: Metrics, used_percent: float) -> None:
+    """Redis's used-memory share (fraud_scorer/redis_memory.py) in the batch's metric set: same
+    namespace and `service` dimension as the counts, which is what the memory alarm watches."""
+    metrics.add_metric(name=names.REDIS_MEMORY_USED_PERCENT, unit=MetricUnit.Percent, value=used_percent)

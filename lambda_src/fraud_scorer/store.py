@@ -1,14 +1,17 @@
 """Write scored transactions, label effects and rejected records to Redis, idempotently, in a few
 pipelined round trips per batch.
 
-1. Documents: one server-side script per transaction, gated on `JSON.SET … NX`: only a new document
-   gets its TTL and its time-series samples, in the same atomic step. An id found stored (by the read
-   before, or by this NX: another shard was faster) is compared by content hash: the same content is
-   a replay, a retry or a duplicate (nothing changes, no sample is added twice), other content is a
+1. Documents: one server-side script per chunk of up to DOCUMENTS_PER_SCRIPT transactions, each
+   document gated on `JSON.SET … NX`: only a new document gets its TTL and counts in the time series,
+   and the chunk's samples are written in the same atomic step. Samples are aggregated per series and
+   per SAMPLE_RESOLUTION_MS bucket (MAX of the scores, SUM of the counts, which are also the series'
+   duplicate policies, so a bucket written by several chunks or batches merges exactly): one sample
+   per transaction was most of what a transaction cost Redis. An id found stored (by the read before,
+   or by this NX: another shard was faster) is compared by content hash: the same content is a
+   replay, a retry or a duplicate (nothing changes, no sample is added twice), other content is a
    conflict (kept aside by the caller). Atomic on purpose: with the samples written in a later round
    trip, a Redis restart between the two lost the batch's samples for good (a retry finds the
-   documents stored and cannot tell whether their samples were written); the script costs a few µs of
-   Redis CPU per transaction more than plain commands (docs/performance.md).
+   documents stored and cannot tell whether their samples were written).
 2. Effects of what step 1 stored or found stored: entity state (`fraud_scorer.feature_store`) and
    label effects, both idempotent, and the batch's latency samples (telemetry).
 
@@ -32,43 +35,97 @@ from redis.exceptions import NoScriptError, RedisError
 
 from contracts import redis_keys as keys
 from contracts.features import MODEL_FEATURES, SPEC_VERSION
-from contracts.verdicts import Verdict
+from contracts.verdicts import VERDICTS
 from fraud_scorer import feature_store, schema
 from fraud_scorer.events import Rejection, Transaction
 
 # A document write's outcome: stored now, already stored with the same content, or with other content.
 STORED, ALREADY_STORED, CONFLICT = 1, 0, -1
 
-# KEYS: txn document, ts:fraud_probability, ts:anomaly_score, ts:verdict:<v>, ts:scored, fraud-ts,
-#       fraudulent_ts or non-fraudulent_ts
-# ARGV: document JSON, TTL ms, event time ms, fraud probability, anomaly score, scored-at ms
-# Returns {1, samples refused} when stored, {0, 0} when the document already existed. The six samples
-# go in one TS.MADD (each series' own DUPLICATE_POLICY applies); one it refuses is retried alone with
-# TS.ADD ON_DUPLICATE (which also re-creates a series deleted behind our back); one refused again
-# (older than the retention) is counted: the document must still be stored.
-STORE_TRANSACTION_LUA = """
-if not redis.call('JSON.SET', KEYS[1], '$', ARGV[1], 'NX') then
-  return {0, 0}
+# The series a stored transaction adds to; STORE_TRANSACTIONS_LUA addresses them by position (1-9).
+SAMPLE_SERIES = (
+    keys.TS_FRAUD,
+    keys.TS_ANOMALY,
+    *(keys.verdict_series(v) for v in VERDICTS),  # fraud first: VERDICT_INDEX 1 is "fraud"
+    keys.TS_SCORED,
+    keys.LEGACY_ALL,
+    keys.LEGACY_FRAUD,
+    keys.LEGACY_NOT_FRAUD,
+)
+VERDICT_INDEX = {v: i for i, v in enumerate(VERDICTS, start=1)}
+# Documents per script call: one call blocks Redis for its duration (~100 x 50 µs = 5 ms at most).
+DOCUMENTS_PER_SCRIPT = 100
+
+# KEYS: the SAMPLE_SERIES, then the chunk's documents (txn:<id>)
+# ARGV: TTL ms, SAMPLE_RESOLUTION_MS, then per document: JSON, event time ms, fraud probability,
+#       anomaly score, VERDICT_INDEX, scored-at ms
+# Returns {samples refused, first error, flag per document}: 1 stored now, 0 already stored (the NX
+# gate refused), -1 not stored (JSON.SET failed: the error is reported, the others go on).
+# Only the newly stored documents add samples: per series and per SAMPLE_RESOLUTION_MS bucket (of the
+# event time; of the scored-at time for ts:scored), MAX of the scores, SUM of the counts, in one
+# TS.MADD (the series' own DUPLICATE_POLICY, the same MAX or SUM, merges a bucket another chunk wrote
+# before). A sample TS.MADD refuses is retried alone with TS.ADD ON_DUPLICATE (which also re-creates a
+# series deleted behind our back); one refused again (older than the retention) is counted: the
+# documents must still be stored. Scores are passed on as the text they came in (exact values); Lua
+# numbers are only compared.
+STORE_TRANSACTIONS_LUA = """
+local series = 9
+local ttl, step = ARGV[1], tonumber(ARGV[2])
+local flags, failure, buckets, sums = {}, '', {}, {}
+for s = 1, series do buckets[s] = {} end
+-- MAX series keep {value, text} per bucket, SUM series a count
+local function max(s, t, value, text)
+  local b = buckets[s][t]
+  if not b then buckets[s][t] = {value, text} elseif value > b[1] then b[1] = value; b[2] = text end
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-local samples = {
-  {KEYS[2], ARGV[3], ARGV[4], 'MAX'}, {KEYS[3], ARGV[3], ARGV[5], 'MAX'}, {KEYS[4], ARGV[3], 1, 'SUM'},
-  {KEYS[5], ARGV[6], 1, 'SUM'}, {KEYS[6], ARGV[3], ARGV[4], 'MAX'}, {KEYS[7], ARGV[3], ARGV[4], 'MAX'}
-}
-local madd = {}
-for _, s in ipairs(samples) do
-  madd[#madd + 1] = s[1]; madd[#madd + 1] = s[2]; madd[#madd + 1] = s[3]
+local function count(s, t)
+  buckets[s][t] = (buckets[s][t] or 0) + 1
+  sums[s] = true
 end
-local replies = redis.pcall('TS.MADD', unpack(madd))
-local refused = 0
-for i, s in ipairs(samples) do
-  local reply = type(replies) == 'table' and not replies.err and replies[i] or replies
-  if type(reply) == 'table' and reply.err then
-    local again = redis.pcall('TS.ADD', s[1], s[2], s[3], 'ON_DUPLICATE', s[4])
-    if type(again) == 'table' and again.err then refused = refused + 1 end
+for i = 1, #KEYS - series do
+  local a = 2 + (i - 1) * 6
+  local set = redis.pcall('JSON.SET', KEYS[series + i], '$', ARGV[a + 1], 'NX')
+  if type(set) == 'table' and set.err then
+    flags[i] = -1
+    if failure == '' then failure = set.err end
+  elseif not set then
+    flags[i] = 0
+  else
+    flags[i] = 1
+    redis.call('PEXPIRE', KEYS[series + i], ttl)
+    local t, fraud, anomaly = tonumber(ARGV[a + 2]), ARGV[a + 3], ARGV[a + 4]
+    local verdict, scored = tonumber(ARGV[a + 5]), tonumber(ARGV[a + 6])
+    local f = tonumber(fraud)
+    t = t - t % step
+    max(1, t, f, fraud); max(2, t, tonumber(anomaly), anomaly); count(2 + verdict, t)
+    count(6, scored - scored % step); max(7, t, f, fraud); max(verdict == 1 and 8 or 9, t, f, fraud)
   end
 end
-return {1, refused}
+local madd, policies = {}, {}
+for s = 1, series do
+  local times = {}
+  for t in pairs(buckets[s]) do times[#times + 1] = t end
+  table.sort(times)  -- in time order: an out-of-order sample costs the series a chunk rewrite
+  for _, t in ipairs(times) do
+    local b, n = buckets[s][t], #madd
+    madd[n + 1] = KEYS[s]; madd[n + 2] = string.format('%.0f', t)
+    if sums[s] then madd[n + 3] = string.format('%d', b) else madd[n + 3] = b[2] end
+    policies[#policies + 1] = sums[s] and 'SUM' or 'MAX'
+  end
+end
+local refused = 0
+if #madd > 0 then
+  local replies = redis.pcall('TS.MADD', unpack(madd))
+  for i, policy in ipairs(policies) do
+    local reply = type(replies) == 'table' and not replies.err and replies[i] or replies
+    if type(reply) == 'table' and reply.err then
+      local k = 3 * i
+      local again = redis.pcall('TS.ADD', madd[k - 2], madd[k - 1], madd[k], 'ON_DUPLICATE', policy)
+      if type(again) == 'table' and again.err then refused = refused + 1 end
+    end
+  end
+end
+return {refused, failure, unpack(flags)}
 """
 
 # KEYS: seen key, rejected stream, ts:rejected
@@ -170,6 +227,15 @@ def _json_reply(reply: object) -> object:
     return None if reply is None else orjson.loads(reply)
 
 
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _lost_scripts(written: tuple[list, list, int]) -> bool:
+    documents, rejections, _ = written
+    return any(isinstance(r, NoScriptError) for r in (*documents, *rejections))
+
+
 class TransactionStore:
     """Stateless apart from "the schema is in place": the client is passed per call, so a client
     rebuilt after a secret rotation needs no new store."""
@@ -179,7 +245,7 @@ class TransactionStore:
         self._txn_retention_ms = txn_retention_ms
         self._keep_payload = keep_payload
         # Bytes, so the SHA is computed without a client; loaded into Redis by bootstrap().
-        self._store_transaction = Script(None, STORE_TRANSACTION_LUA.encode())
+        self._store_transactions = Script(None, STORE_TRANSACTIONS_LUA.encode())
         self._store_rejection = Script(None, STORE_REJECTION_LUA.encode())
         self._ready = False
 
@@ -187,7 +253,7 @@ class TransactionStore:
         """Schema and scripts, once per container (again only if Redis lost its scripts)."""
         schema.ensure_schema(client, retention_ms=self._retention_ms)
         pipe = client.pipeline(transaction=False)
-        pipe.script_load(self._store_transaction.script)
+        pipe.script_load(self._store_transactions.script)
         pipe.script_load(self._store_rejection.script)
         pipe.script_load(feature_store.APPLY_LABEL.script)
         pipe.execute()
@@ -204,15 +270,22 @@ class TransactionStore:
     ) -> ReadResult:
         if not self._ready:
             self.bootstrap(client)
-        pipe = client.pipeline(transaction=False)
-        for transaction_id in transaction_ids:
-            pipe.execute_command("JSON.GET", keys.txn_key(transaction_id), "$.content_hash")
-        for transaction_id in label_ids:
-            pipe.execute_command("JSON.GET", keys.txn_key(transaction_id), "$.terminal_id", "$.timestamp")
-        parse_state = feature_store.queue_state_reads(pipe, state_events)
-        replies = pipe.execute() if len(pipe) else []
         documents = len(transaction_ids) + len(label_ids)
-        state = parse_state(iter(replies[documents:]))
+        # On a plain client the document reads go with the entity reads, in one round trip.
+        commands = [(b"JSON.GET", keys.txn_key(t).encode(), b"$.content_hash") for t in transaction_ids]
+        commands += [
+            (b"JSON.GET", keys.txn_key(t).encode(), b"$.terminal_id", b"$.timestamp") for t in label_ids
+        ]
+        both = feature_store.read_with_state(client, commands, state_events)
+        if both is not None:
+            replies, state = both
+        else:
+            pipe = client.pipeline(transaction=False)
+            for command in commands:
+                pipe.execute_command(*command)
+            parse_state = feature_store.queue_state_reads(pipe, state_events)
+            replies = pipe.execute() if len(pipe) else []
+            state = parse_state(iter(replies[documents:]))
         existing: dict[str, str] = {}
         for transaction_id, reply in zip(transaction_ids, replies, strict=False):
             hashes = _json_reply(reply)
@@ -239,21 +312,16 @@ class TransactionStore:
     ) -> DocumentOutcome:
         if not self._ready:
             self.bootstrap(client)
-        results = self._write_once(client, scored, rejections, processing_ms, rejected_at_ms)
-        if any(isinstance(r, NoScriptError) for r in results):
+        written = self._write_once(client, scored, rejections, processing_ms, rejected_at_ms)
+        if _lost_scripts(written):
             self.bootstrap(client)
-            results = self._write_once(client, scored, rejections, processing_ms, rejected_at_ms)
-        documents, rejection_results = results[: len(scored)], results[len(scored) :]
+            written = self._write_once(client, scored, rejections, processing_ms, rejected_at_ms)
+        documents, rejection_results, samples_refused = written
         transactions: list[int | Exception] = []
         raced: list[int] = []  # NX refused: stored meanwhile, compare the content
-        samples_refused = 0
-        for i in range(len(scored)):
-            written = documents[i]
-            if isinstance(written, Exception):
-                transactions.append(written)
-            elif int(written[0]):
-                transactions.append(STORED)
-                samples_refused += int(written[1])
+        for i, flag in enumerate(documents):
+            if isinstance(flag, Exception) or flag == STORED:
+                transactions.append(flag)
             else:
                 transactions.append(ALREADY_STORED)
                 raced.append(i)
@@ -278,29 +346,31 @@ class TransactionStore:
         rejections: Sequence[Rejection],
         processing_ms: float,
         rejected_at_ms: int,
-    ) -> list:
+    ) -> tuple[list[int | Exception], list, int]:
+        """(per document: STORED / ALREADY_STORED / the error, per rejection: the script's reply or the
+        error, samples refused). One script call per DOCUMENTS_PER_SCRIPT documents: each stores its
+        documents and their samples atomically."""
         if not scored and not rejections:
-            return []
+            return [], [], 0
         pipe = client.pipeline(transaction=False)
-        for item in scored:
-            txn = item.transaction
-            legacy_split = keys.LEGACY_FRAUD if item.verdict == Verdict.FRAUD else keys.LEGACY_NOT_FRAUD
+        chunks = [scored[i : i + DOCUMENTS_PER_SCRIPT] for i in range(0, len(scored), DOCUMENTS_PER_SCRIPT)]
+        for chunk in chunks:
+            args: list[str | int] = [self._txn_retention_ms, keys.SAMPLE_RESOLUTION_MS]
+            for item in chunk:
+                args += (
+                    item.document_json(processing_ms=processing_ms),
+                    item.transaction.timestamp_ms,
+                    repr(item.fraud_probability),
+                    repr(item.anomaly_score),
+                    VERDICT_INDEX[item.verdict],
+                    item.scored_at_ms,
+                )
             pipe.evalsha(
-                self._store_transaction.sha,
-                7,
-                keys.txn_key(txn.transaction_id),
-                keys.TS_FRAUD,
-                keys.TS_ANOMALY,
-                keys.verdict_series(item.verdict),
-                keys.TS_SCORED,
-                keys.LEGACY_ALL,
-                legacy_split,
-                item.document_json(processing_ms=processing_ms),
-                self._txn_retention_ms,
-                txn.timestamp_ms,
-                repr(item.fraud_probability),
-                repr(item.anomaly_score),
-                item.scored_at_ms,
+                self._store_transactions.sha,
+                len(SAMPLE_SERIES) + len(chunk),
+                *SAMPLE_SERIES,
+                *(keys.txn_key(item.transaction.transaction_id) for item in chunk),
+                *args,
             )
         for rejection in rejections:
             ref = rejection.ref
@@ -322,7 +392,17 @@ class TransactionStore:
                 keys.REJECTED_STREAM_MAXLEN,
                 data,
             )
-        return pipe.execute(raise_on_error=False)
+        replies = pipe.execute(raise_on_error=False)
+        documents: list[int | Exception] = []
+        refused = 0
+        for chunk, reply in zip(chunks, replies, strict=False):
+            if isinstance(reply, Exception):
+                documents += [reply] * len(chunk)
+                continue
+            refused += int(reply[0])
+            failure = RedisError(_text(reply[1]))
+            documents += [failure if int(flag) < 0 else int(flag) for flag in reply[2:]]
+        return documents, replies[len(chunks) :], refused
 
     # --- round trip 3: entity state, label effects, samples ---------------------------------------
 

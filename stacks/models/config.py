@@ -23,8 +23,11 @@ ENDPOINT_LAYOUTS = ("shared", "separate")
 _SHA256 = r"[0-9a-fA-F]{64}"
 
 _INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
-# Instance families with local NVMe storage refuse an endpoint config KmsKeyId (SageMaker API rule).
-_LOCAL_STORAGE_FAMILY = re.compile(r"^ml\.[a-z]+\d+[a-z]*d[a-z]*\.")
+# Instance families with local NVMe storage refuse an endpoint config KmsKeyId (SageMaker API rule,
+# CreateEndpointConfig KmsKeyId): the `d` families, and ml.g5, which SageMaker's ResourceConfig
+# reference names among the NVMe families ("ml.p4d, ml.g4dn, and ml.g5") without a `d` in its name.
+# T2 (the shared endpoint's default) is EBS-only and takes the key.
+_LOCAL_STORAGE_FAMILY = re.compile(r"^ml\.([a-z]+\d+[a-z]*d[a-z]*|g5)\.")
 _S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]/.+$")
 # SageMaker serverless inference limits.
 SERVERLESS_MEMORY_SIZES = (1024, 2048, 3072, 4096, 5120, 6144)
@@ -47,7 +50,14 @@ class ModelsConfig:
     # "shared": both models on one instance (a multi-container endpoint, direct invocation);
     # "separate": an endpoint per model (needed for a serverless XGBoost endpoint).
     endpoint_layout: str = "shared"
-    endpoint_instance_type: str = "ml.m5.large"  # the shared endpoint's instance
+    # The shared endpoint's instance. ml.t2.medium (2 vCPU, 4 GiB, $0.056/h) rather than ml.m5.large
+    # (8 GiB, $0.115/h): it is a valid real-time ProductionVariant type, both built-in algorithms are
+    # CPU algorithms with no documented instance restriction, and T2 has EBS storage only, so the
+    # endpoint config's KMS key is accepted. Residual risks (docs/deploy.md, "Endpoint instance"): two
+    # containers in 4 GiB (SageMaker warns that multi-container endpoints need memory for all models
+    # or fail the ping health check), burst credits under sustained load. `-c
+    # endpointInstanceType=ml.m5.large` switches back.
+    endpoint_instance_type: str = "ml.t2.medium"
     fraud_instance_type: str = "ml.m5.large"
     anomaly_instance_type: str = "ml.m5.large"
     fraud_serverless: bool = False
@@ -206,7 +216,8 @@ def _instance(ctx: ContextReader, key: str, default: str, *, encrypted_endpoint:
         raise ConfigError(
             key,
             value,
-            "an instance family without local NVMe storage (no 'd', e.g. ml.m5.large): SageMaker refuses "
+            "an instance family without local NVMe storage (no 'd' family, not ml.g5; e.g. ml.t2.medium or "
+            "ml.m5.large): SageMaker refuses "
             "a KMS key on endpoint configs that use such instances",
         )
     return value

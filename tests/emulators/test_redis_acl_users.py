@@ -5,6 +5,7 @@ dashboard query works as `grafana`, and neither can write where it should not or
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import re
 import stat
@@ -227,6 +228,76 @@ def test_the_scorer_maintains_card_and_terminal_state(acl_server, admin):
     assert scorer.execute_command("ZREM", terminal, "m") == 1
 
 
+def test_the_scorer_reads_redis_memory_use_and_still_administers_nothing(acl_server, admin):
+    # GIVEN the scorer's user (the memory alarm's metric, fraud_scorer/redis_memory.py)
+    scorer = connect(acl_server, redis_acl.SCORER_USER)
+    # WHEN it reads INFO memory THEN it gets what the share is computed from, as the admin sees it
+    memory = scorer.info("memory")
+    assert memory["used_memory"] > 0
+    assert memory["maxmemory"] == int(admin.config_get("maxmemory")["maxmemory"])
+    # AND INFO is all it gained: no configuration (CONFIG GET would reveal the same and more, CONFIG
+    # SET would lift the limit), no flushing, no memory introspection of keys, no other diagnostics
+    for command in (
+        ("CONFIG", "GET", "maxmemory"),
+        ("CONFIG", "SET", "maxmemory", "0"),
+        ("CONFIG", "RESETSTAT"),
+        ("FLUSHALL",),
+        ("FLUSHDB",),
+        ("MEMORY", "USAGE", keys.txn_key("x")),
+        ("MEMORY", "PURGE"),
+        ("LATENCY", "RESET"),
+        ("SLOWLOG", "GET"),
+        ("CLIENT", "LIST"),
+    ):
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            scorer.execute_command(*command)
+    assert admin.execute_command("ACL", "DRYRUN", redis_acl.SCORER_USER, "INFO", "memory") == "OK"
+
+
+def test_the_scorer_publishes_the_memory_share_against_the_deployed_maxmemory(
+    as_scorer, admin, make_transaction, lambda_context, capsys
+):
+    # GIVEN the start script's Redis with the maxmemory the default task definition passes (`494mb`)
+    from contracts import metrics as metric_names
+    from stacks.redis.self_hosted import maxmemory_mib
+
+    limit_mib = maxmemory_mib(1024)
+    admin.config_set("maxmemory", f"{limit_mib}mb")
+    capsys.readouterr()
+    try:
+        # WHEN the handler runs as `scorer`
+        assert handler.handler(a_batch(make_transaction, "mem"), lambda_context) == {"batchItemFailures": []}
+        out = capsys.readouterr().out
+        used = admin.info("memory")["used_memory"]
+    finally:
+        admin.config_set("maxmemory", "0")
+
+    # THEN its EMF output holds used_memory / maxmemory, the limit read in bytes, and INFO was allowed
+    emf = [json.loads(line) for line in out.splitlines() if '"_aws"' in line]
+    (share,) = [b for b in emf if metric_names.REDIS_MEMORY_USED_PERCENT in b]
+    assert share[metric_names.REDIS_MEMORY_USED_PERCENT] == [
+        pytest.approx(100 * used / (limit_mib * 1024 * 1024), abs=0.01)
+    ]
+    assert admin.execute_command("ACL", "LOG") == []
+
+
+def test_a_first_argument_rule_would_not_confine_info_to_one_section(redis_client):
+    # Why the contract grants `+info` and not `+info|memory`: INFO has no subcommands, so `info|memory`
+    # is a (deprecated) first-argument rule, and Redis checks it against the first section only.
+    try:
+        redis_client.execute_command("ACL", "SETUSER", "probe", "on", ">pw", "-@all", "+info|memory")
+        probe = redis.Redis(
+            port=redis_client.connection_pool.connection_kwargs["port"], username="probe", password="pw"
+        )
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            probe.info("server")
+        # a second section passes: the rule would promise a confinement it does not give
+        assert "redis_version" in probe.execute_command("INFO", "memory", "server")
+        probe.close()
+    finally:
+        redis_client.acl_deluser("probe")
+
+
 # --- Grafana -----------------------------------------------------------------------------------------
 
 
@@ -262,6 +333,7 @@ WRITES = [
     ("SCRIPT", "LOAD", "return 1"),
     ("JSON.GET", keys.txn_key("x")),  # whole documents (card data) are not a dashboard query
     ("GET", keys.txn_key("x")),
+    ("INFO", "memory"),  # server statistics: the scorer's memory metric, no dashboard panel's query
 ]
 
 

@@ -42,6 +42,27 @@ def server_usec(client) -> tuple[float, dict[str, float]]:
     return (cpu["used_cpu_user"] + cpu["used_cpu_sys"]) * 1e6, per
 
 
+def _state_bytes(client) -> str:
+    """Bytes per card and per terminal (MEMORY USAGE of their keys), events and blocks per card."""
+    from fraud_scorer import feature_store
+
+    cards = list(client.scan_iter(match="card:*", count=1000))
+    terminals = list(client.scan_iter(match="terminal:*", count=1000))
+    card_bytes = sum(client.memory_usage(k, samples=0) for k in cards)
+    terminal_bytes = sum(client.memory_usage(k, samples=0) for k in terminals)
+    n_terminals = len({k.split(b"}")[0] for k in terminals})
+    card_events = sum(
+        len(feature_store._decode_card(feature_store._blocks(client, k.decode()))[0]) for k in cards
+    )
+    blocks = sum(client.zcard(k) for k in cards)
+    return (
+        f"{len(cards)} cards, {card_bytes / len(cards):,.0f} B per card ({card_events / len(cards):.1f} "
+        f"events in {blocks / len(cards):.1f} blocks: {card_bytes / card_events:.0f} B per event); "
+        f"{n_terminals} terminals, {terminal_bytes / n_terminals:,.0f} B per terminal; used_memory "
+        f"{client.info('memory')['used_memory'] / 1e6:.1f} MB"
+    )
+
+
 def _update(client, feature_store, batch) -> None:
     pipe = client.pipeline(transaction=False)
     feature_store.queue_state_writes(pipe, batch)
@@ -118,19 +139,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{stats.transactions / max(cpu1 - cpu0, redis_cpu):,.0f} tx/s on separate cores"
         )
 
-        # 2. bytes per entity
-        used0 = client.info("memory")["used_memory"]
-        cards = list(client.scan_iter(match="card:*", count=1000))
-        terminals = list(client.scan_iter(match="terminal:*", count=1000))
-        card_bytes = sum(client.memory_usage(k, samples=0) for k in cards) / len(cards)
-        terminal_keys_bytes = sum(client.memory_usage(k, samples=0) for k in terminals)
-        n_terminals = len({k.split(b"}")[0] for k in terminals})
-        card_members = sum(client.zcard(k) for k in cards) / len(cards)
-        print(
-            f"state: {len(cards)} cards, {card_bytes:,.0f} B per card ({card_members:.1f} events); "
-            f"{n_terminals} terminals, {terminal_keys_bytes / n_terminals:,.0f} B per terminal; "
-            f"used_memory {used0 / 1e6:.1f} MB"
-        )
+        # 2. bytes per entity (again after the stream: streaming writes add small blocks, merged later)
+        print("state after the backfill: " + _state_bytes(client))
 
         # 3. stream the last day through the scorer, 500-record batches
         scorer = entry._container_scorer()
@@ -159,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
             stored += result.stored
         usec, per = server_usec(client)
         usec -= cpu_before
+        print("state after the stream: " + _state_bytes(client))
         docs = list(client.scan_iter(match="txn:*", count=1000))
         doc_bytes = sum(client.memory_usage(k, samples=0) for k in docs) / len(docs)
         grown = (client.info("memory")["used_memory"] - used_before) / stored

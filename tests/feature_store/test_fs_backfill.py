@@ -9,6 +9,7 @@ import random
 import time
 
 import pytest
+import redis
 from fs_replay import build_stream, compare, handler_deliver, replay, shifted
 
 import handler
@@ -133,7 +134,7 @@ def test_live_transactions_after_a_backfill_get_the_offline_features(history, re
     assert result.mismatches == []
 
 
-def test_entity_state_reads_back_what_was_written(redis_client):
+def test_entity_state_reads_back_what_was_written(redis_client, redis_url):
     table = Transactions(
         transaction_id=["a", "b", "c"],
         timestamp=[1_000, 2_000, 3_000],
@@ -149,6 +150,13 @@ def test_entity_state_reads_back_what_was_written(redis_client):
         "terminal": [(1_000, "a"), (3_000, "c")],
         "frauds": [(1_000, 1_000, "a")],
     }
-    # the streaming encodings, byte for byte
-    assert redis_client.zrange(keys.card_events_key("c1"), 0, 0) == [keys.card_member(1_000, 0.1, "a")]
-    assert redis_client.zrange(keys.terminal_events_key("t1"), 0, 0) == [keys.terminal_member(1_000, "a")]
+    # the streaming encoding, byte for byte: one block per entity
+    raw = redis.Redis.from_url(redis_url)
+    card_block = keys.encode_card_block([1_000, 2_000], [0.1, 2.5], [b"a", b"b"])
+    terminal_block = keys.encode_terminal_block([1_000, 3_000], [b"a", b"c"])
+    assert raw.zrange(keys.card_events_key("c1"), 0, -1, withscores=True) == [
+        (card_block, keys.block_score(card_block))
+    ]
+    assert raw.zrange(keys.terminal_events_key("t1"), 0, -1, withscores=True) == [
+        (terminal_block, keys.block_score(terminal_block))
+    ]

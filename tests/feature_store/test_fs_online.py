@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 
 import pytest
+import redis
 from redis.crc import key_slot
 
 import handler
@@ -61,6 +63,17 @@ def env(scorer_env, monkeypatch):
     return scorer_env
 
 
+def remove_card_event(redis_client, card_id: str, transaction_id: str) -> None:
+    """Rewrite the card's state without one event (as if its state write had been lost)."""
+    key = keys.card_events_key(card_id)
+    kept = [e for e in entity_state(redis_client, card_id=card_id)["card"] if e[2] != transaction_id]
+    block = keys.encode_card_block(
+        [ts for ts, _, _ in kept], [amount for _, amount, _ in kept], [tid.encode() for _, _, tid in kept]
+    )
+    redis_client.delete(key)
+    redis_client.zadd(key, {block: keys.block_score(block)})
+
+
 def stored_features(redis_client, tid: str) -> dict:
     return redis_client.json().get(f"txn:{tid}", "$.features")[0]
 
@@ -70,11 +83,13 @@ def rejected(redis_client) -> list[dict]:
 
 
 def state_dump(redis_client) -> dict:
+    """Every key's content, byte for byte (the entity blocks undecoded), and every key's TTL state."""
+    raw = redis.Redis.from_url(os.environ["REDIS_URL"])  # the test's server (the `env` fixture)
     out = {}
     for key in sorted(redis_client.keys("*")):
         kind = redis_client.type(key)
         if kind == "zset":
-            out[key] = redis_client.zrange(key, 0, -1, withscores=True)
+            out[key] = raw.zrange(key, 0, -1, withscores=True)
         elif kind == "ReJSON-RL":
             out[key] = redis_client.json().get(key)
         elif kind == "stream":
@@ -167,7 +182,8 @@ def test_a_retried_transaction_gets_the_vector_it_would_have_had(env, redis_clie
     assert deliver(events, lambda_context) == []
     first_vector = stored_features(redis_client, "p2")
     redis_client.delete("txn:p2")
-    redis_client.zrem(keys.card_events_key("card-1"), keys.card_member(NOW - 2 * DAY_MS, 20.0, "p2"))
+    remove_card_event(redis_client, "card-1", "p2")
+    assert [tid for _, _, tid in entity_state(redis_client, card_id="card-1")["card"]] == ["p1", "p3"]
 
     # WHEN p2 is retried while p3 (later) is already in the card's state
     assert deliver([events[1], events[2]], lambda_context) == []
@@ -244,10 +260,40 @@ def test_state_and_documents_expire(env, monkeypatch, redis_client, lambda_conte
 
 
 def test_events_older_than_the_retention_are_trimmed(env, redis_client, lambda_context):
-    old = NOW - CARD_RETENTION_MS - 2 * DAY_MS
-    redis_client.zadd(keys.card_events_key("card-1"), {keys.card_member(old, 1.0, "ancient"): old})
+    old = NOW - CARD_RETENTION_MS - 3 * DAY_MS  # beyond the retention, its margin and the merge slack
+    recent = NOW - DAY_MS
+    block = keys.encode_card_block([old, recent], [1.0, 2.0], [b"ancient", b"recent"])
+    redis_client.zadd(keys.card_events_key("card-1"), {block: keys.block_score(block)})
     assert deliver([txn("fresh", NOW, 1.0)], lambda_context) == []
-    assert [tid for _, _, tid in entity_state(redis_client, card_id="card-1")["card"]] == ["fresh"]
+    assert [tid for _, _, tid in entity_state(redis_client, card_id="card-1")["card"]] == ["recent", "fresh"]
+    # one block holds the card's state again
+    assert redis_client.zcard(keys.card_events_key("card-1")) == 1
+
+
+def test_state_written_by_the_previous_encoding_is_read_and_merged(env, redis_client, lambda_context):
+    # GIVEN a card and a terminal stored as one text member per event (the scorer before blocks)
+    card, terminal = keys.card_events_key("card-1"), keys.terminal_events_key("term-1")
+    t1, t2 = NOW - 2 * DAY_MS, NOW - DAY_MS
+    redis_client.zadd(
+        card, {keys.card_member(t1, 10.0, "old-1"): t1, keys.card_member(t2, 20.5, "old-2"): t2}
+    )
+    redis_client.zadd(
+        terminal, {keys.terminal_member(t1, "old-1"): t1, keys.terminal_member(t2, "old-2"): t2}
+    )
+
+    # WHEN a new transaction comes
+    assert deliver([txn("new", NOW, 30.0)], lambda_context) == []
+
+    # THEN its vector saw the old events, and they now live in one block with the new one
+    features = stored_features(redis_client, "new")
+    assert features["CUSTOMER_ID_NB_TX_7DAY_WINDOW"] == 3
+    assert features["CUSTOMER_ID_AVG_AMOUNT_7DAY_WINDOW"] == (10.0 + 20.5 + 30.0) / 3
+    assert redis_client.zcard(card) == redis_client.zcard(terminal) == 1
+    assert entity_state(redis_client, card_id="card-1", terminal_id="term-1") == {
+        "card": [(t1, 10.0, "old-1"), (t2, 20.5, "old-2"), (NOW, 30.0, "new")],
+        "terminal": [(t1, "old-1"), (t2, "old-2"), (NOW, "new")],
+        "frauds": [],
+    }
 
 
 def test_entity_keys_are_hash_tagged_by_the_entity(env, redis_client, lambda_context):

@@ -33,6 +33,7 @@ COMPACTIONS = {
 INDEXED = {name for name, _ in schema.INDEX_FIELDS} | set(schema.INDEX_FEATURE_FIELDS)
 # Fields of the transaction document that are not indexed but can be returned by JSONPath.
 DOCUMENT_FIELDS = {"transaction_id", "features", "label", "processing_ms", "format", "kinesis"}
+DOCUMENT_FIELDS |= {"card_id", "terminal_id", "channel", "merchant", "fraud_probability", "anomaly_score"}
 # ... and the feature values the model saw, `$.features.<NAME>` for every name of the spec.
 DOCUMENT_FIELDS |= {f"features.{name}" for name in FEATURES}
 WINDOW = TimeRange(start_ms=0, end_ms=3_600_000)
@@ -125,6 +126,17 @@ def test_every_target_reads_keys_the_handler_writes(target: PanelTarget):
             assert set(tag.split("|")) <= set(schema.VERDICTS)
     else:
         pytest.fail(f"no key check for {target.command}")
+
+
+def test_every_chart_bucket_is_a_whole_number_of_sample_buckets():
+    # The scorer writes one sample per series per SAMPLE_RESOLUTION_MS: a chart bucket that is not a
+    # multiple of it would put that sample's transactions in one bucket and none in the next.
+    from demo.cli import CHART_BUCKETS_MS
+
+    panel_buckets = {int(t.target["bucket"]) for t in TARGETS if t.target.get("bucket")}
+    assert panel_buckets
+    for bucket in panel_buckets | set(CHART_BUCKETS_MS):
+        assert bucket % schema.SAMPLE_RESOLUTION_MS == 0, bucket
 
 
 def test_the_original_demo_series_all_have_a_panel():

@@ -122,12 +122,13 @@ def test_both_models_share_one_instance_on_a_multi_container_endpoint_by_default
     assert "randomcutforest" in json.dumps(containers[ANOMALY_CONTAINER_HOSTNAME]["Image"])
     assert containers[FRAUD_CONTAINER_HOSTNAME]["ModelDataUrl"]["Fn::GetAtt"][1] == "FraudModelDataUrl"
     assert containers[ANOMALY_CONTAINER_HOSTNAME]["ModelDataUrl"]["Fn::GetAtt"][1] == "AnomalyModelDataUrl"
-    # One instance for both: this is the idle-cost lever (one ml.m5.large instead of two)
+    # One instance for both, and a small one: the idle-cost levers (one ml.t2.medium instead of two
+    # ml.m5.large; docs/cost.md, docs/deploy.md "Endpoint instance").
     t.has_resource_properties(
         "AWS::SageMaker::EndpointConfig",
         {
             "ProductionVariants": [
-                Match.object_like({"InstanceType": "ml.m5.large", "InitialInstanceCount": 1})
+                Match.object_like({"InstanceType": "ml.t2.medium", "InitialInstanceCount": 1})
             ]
         },
     )
@@ -181,7 +182,7 @@ def test_endpoint_configs_are_encrypted_with_a_rotating_key_and_instance_types_f
         "AWS::SageMaker::EndpointConfig",
         {
             "ProductionVariants": [
-                Match.object_like({"InstanceType": "ml.m5.large", "InitialInstanceCount": 1})
+                Match.object_like({"InstanceType": "ml.t2.medium", "InitialInstanceCount": 1})
             ]
         },
     )
@@ -293,7 +294,8 @@ def test_every_job_budget_fits_inside_the_custom_resource_timeout(trained):
 def test_quotas_are_checked_for_every_instance_the_deployment_runs_at_once(trained, from_file_serverless):
     (defaults,) = trained.resources("Custom::FraudModelTraining").values()
     assert sorted(defaults["Properties"]["Quotas"], key=lambda q: q["Usage"]) == [
-        {"InstanceType": "ml.m5.large", "Usage": "endpoint", "Count": "1"},  # one shared instance
+        # The endpoint type actually configured (ml.t2.medium by default), one shared instance.
+        {"InstanceType": "ml.t2.medium", "Usage": "endpoint", "Count": "1"},
         {"InstanceType": "ml.m5.xlarge", "Usage": "training job", "Count": "2"},  # both jobs in parallel
         {"InstanceType": "ml.m5.large", "Usage": "transform job", "Count": "2"},
     ]
@@ -502,6 +504,8 @@ def test_cfn_lint_finds_no_errors(synth_name, request):
     [
         ({"fraudEndpointInstanceType": "m5.large"}, "fraudEndpointInstanceType"),
         ({"anomalyEndpointInstanceType": "ml.m5d.large"}, "anomalyEndpointInstanceType"),
+        # NVMe instance storage without a `d` in the name: SageMaker refuses the KMS key there too.
+        ({"endpointInstanceType": "ml.g5.xlarge"}, "endpointInstanceType"),
         ({"fraudEndpointServerless": "maybe"}, "fraudEndpointServerless"),
         ({"fraudServerlessMemoryMb": "1500"}, "fraudServerlessMemoryMb"),
         ({"trainingSyntheticRows": "ten"}, "trainingSyntheticRows"),
@@ -556,3 +560,15 @@ def test_context_strings_are_parsed_like_cdk_json_values():
     )
     # "" means "use the default", as for every key
     assert ModelsConfig.from_context(ContextReader(lambda k: "")) == ModelsConfig()
+
+
+@pytest.mark.parametrize("instance_type", ["ml.t2.medium", "ml.m5.large", "ml.c5.xlarge"])
+def test_the_quota_check_names_the_endpoint_instance_actually_configured(instance_type):
+    # The default is ml.t2.medium; `-c endpointInstanceType=ml.m5.large` switches back, and the quota
+    # the deployment checks before training follows whichever type the endpoint will use.
+    context = {} if instance_type == "ml.t2.medium" else {"endpointInstanceType": instance_type}
+    config = ModelsConfig.from_context(ContextReader(context.get))
+    assert config.endpoint_instance_type == instance_type
+    endpoint_needs = [n for n in TrainedModels.quota_needs(config) if n.usage == "endpoint"]
+    assert [(n.instance_type, n.count) for n in endpoint_needs] == [(instance_type, 1)]
+    assert endpoint_needs[0].quota_name == f"{instance_type} for endpoint usage"

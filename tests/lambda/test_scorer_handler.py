@@ -12,6 +12,7 @@ import time
 import pytest
 
 import handler
+from contracts.redis_keys import SAMPLE_RESOLUTION_MS
 from emulators.kinesis_events import KinesisRecord, kinesis_event, next_sequence_number
 from emulators.sagemaker_runtime import rcf_endpoint, xgboost_endpoint
 
@@ -108,13 +109,13 @@ def test_valid_batch_is_scored_stored_and_searchable(
         "$.label": [0],
     }
 
-    # AND the time series hold one sample per transaction at its event time
+    # AND the time series hold one sample per SAMPLE_RESOLUTION_MS bucket (here one transaction each)
     assert ts_range(redis_client, "ts:fraud_probability") == [(T0, 0.9), (T0 + 1000, 0.2), (T0 + 2000, 0.1)]
     assert ts_range(redis_client, "ts:anomaly_score") == [(T0, 1.0), (T0 + 1000, 4.5), (T0 + 2000, 1.0)]
     assert ts_range(redis_client, "ts:verdict:fraud") == [(T0, 1.0)]
     assert ts_range(redis_client, "ts:verdict:suspicious") == [(T0 + 1000, 1.0)]
     assert ts_range(redis_client, "ts:verdict:legit") == [(T0 + 2000, 1.0)]
-    assert ts_range(redis_client, "ts:scored") == [(scored_at, 3.0)]
+    assert ts_range(redis_client, "ts:scored") == [(scored_at - scored_at % SAMPLE_RESOLUTION_MS, 3.0)]
     assert ts_range(redis_client, "fraud-ts") == [(T0, 0.9), (T0 + 1000, 0.2), (T0 + 2000, 0.1)]
     assert ts_range(redis_client, "fraudulent_ts") == [(T0, 0.9)]
     assert ts_range(redis_client, "non-fraudulent_ts") == [(T0 + 1000, 0.2), (T0 + 2000, 0.1)]
@@ -485,15 +486,17 @@ def test_samples_survive_a_series_deleted_behind_the_scorer(
     )
     redis_client.delete("ts:verdict:legit")
 
-    # WHEN the next batch arrives, two transactions at the same millisecond
+    # WHEN the next batch arrives, two transactions at the same millisecond, in the next sample bucket
+    later = T0 + SAMPLE_RESOLUTION_MS + 1
     event = kinesis_event(
-        [record(make_transaction("n1", timestamp=T0 + 1)), record(make_transaction("n2", timestamp=T0 + 1))]
+        [record(make_transaction("n1", timestamp=later)), record(make_transaction("n2", timestamp=later))]
     )
     assert handler.handler(event, lambda_context) == failures()
 
     # THEN the series is back and still counts with the contract's SUM; the other series are intact
-    assert ts_range(redis_client, "ts:verdict:legit") == [(T0 + 1, 2.0)]
-    assert ts_range(redis_client, "ts:anomaly_score") == [(T0, 1.0), (T0 + 1, 1.0)]
+    bucket = T0 + SAMPLE_RESOLUTION_MS
+    assert ts_range(redis_client, "ts:verdict:legit") == [(bucket, 2.0)]
+    assert ts_range(redis_client, "ts:anomaly_score") == [(T0, 1.0), (bucket, 1.0)]
 
 
 def test_event_times_outside_the_window_are_rejected_and_cannot_silence_the_series(
@@ -522,4 +525,4 @@ def test_event_times_outside_the_window_are_rejected_and_cannot_silence_the_seri
     assert handler.handler(
         kinesis_event([record(make_transaction("now", timestamp=now_ms))]), lambda_context
     ) == (failures())
-    assert (now_ms, 0.1) in ts_range(redis_client, "ts:fraud_probability")
+    assert (now_ms - now_ms % SAMPLE_RESOLUTION_MS, 0.1) in ts_range(redis_client, "ts:fraud_probability")

@@ -89,24 +89,18 @@ def test_index_covers_the_contract_fields(schema_client):
     assert info["index_definition"]["key_type"] == "JSON"
     assert info["index_definition"]["prefixes"] == ["txn:"]
     fields = {attr[attr.index("attribute") + 1]: attr[attr.index("type") + 1] for attr in info["attributes"]}
+    # What the panels, the demo's tally and the benchmarks filter, group or sort by, and nothing else:
+    # each indexed field costs Redis CPU on every stored transaction (contracts/redis_keys.py).
     assert fields == {
         "verdict": "TAG",
-        "channel": "TAG",
-        "card_id": "TAG",
-        "merchant": "TAG",
         "amount": "NUMERIC",
-        "fraud_probability": "NUMERIC",
-        "anomaly_score": "NUMERIC",
         "timestamp": "NUMERIC",
         "scored_at": "NUMERIC",
         "latency_ms": "NUMERIC",
-        "terminal_id": "TAG",
         "label": "NUMERIC",
         # key online features, from the document's `features` object
         "CUSTOMER_ID_NB_TX_1DAY_WINDOW": "NUMERIC",
-        "CUSTOMER_ID_AVG_AMOUNT_30DAY_WINDOW": "NUMERIC",
         "TERMINAL_ID_RISK_7DAY_WINDOW": "NUMERIC",
-        "TERMINAL_ID_RISK_30DAY_WINDOW": "NUMERIC",
     }
     sortable = {attr[attr.index("attribute") + 1] for attr in info["attributes"] if "SORTABLE" in attr}
-    assert sortable == {"timestamp", "scored_at"}
+    assert sortable == {"scored_at"}

@@ -143,6 +143,7 @@ def reduced_report():
         validation_folds=1,
         candidates=[one_candidate],
         bootstrap_resamples=30,
+        ceiling_draws=10,
     )
 
 
@@ -191,6 +192,28 @@ def test_reduced_run_reports_every_row_with_the_required_fields(reduced_report, 
         assert f"| {row['name']} |" in text
     # The bootstrap pairs every row with the reproduction row.
     assert f"{hm.PRODUCTION} - {hm.REPRODUCTION}" in saved["bootstrap"]
+    # The oracle ceiling is measured on the same test set, above our rows, and each gain goal says
+    # whether any model could reach it: ceiling minus our baseline row.
+    ceiling = saved["ceiling"]
+    assert ceiling["test_frauds"] == saved["test_set"]["frauds"]
+    assert 0 < ceiling["invisible_frauds"] < ceiling["test_frauds"]
+    base = next(r for r in ours if r["name"] == hm.REPRODUCTION)
+    # At this size the test week has ~180 frauds and ~15 compromised cards a day: our baseline's CP@100
+    # is one realisation, the ceiling an expectation, so they are compared within twice its spread.
+    assert ceiling["average_precision"] > base["average_precision"]
+    cp = "card_precision_at_100"
+    assert ceiling[cp] + 2 * ceiling["std"][cp] >= base[cp]
+    assert ceiling[f"{cp}_all_frauds_visible"] > max(ceiling[cp], base[cp])
+    gains = saved["goals"]["production_gain_over_baseline"]
+    assert gains["average_precision"]["max_gain"] == round(
+        ceiling["average_precision"] - base["average_precision"], 4
+    )
+    best_cp = max(ceiling[cp], ceiling[f"{cp}_by_card_activity"])
+    assert gains[cp]["max_gain"] == round(best_cp - base[cp], 4)
+    for check in gains.values():
+        assert check["reachable"] == (check["max_gain"] >= check["required"])
+    assert "## What any model could reach on this test week" in text
+    assert f"| 3 | {ceiling['test_frauds']} | {ceiling['invisible_frauds']} (" in text
 
 
 def test_reports_of_several_seeds_combine_into_one(reduced_report, tmp_path):
@@ -205,6 +228,36 @@ def test_reports_of_several_seeds_combine_into_one(reduced_report, tmp_path):
     assert [o["seed"] for o in combined["other_seeds"]] == [11]
     assert all(not r["published"] for r in combined["other_seeds"][0]["rows"])
     assert "## Other seeds" in (tmp_path / "combined.md").read_text()
+
+
+def test_the_ceiling_added_to_a_written_report_is_the_runs_own_and_checks_the_dataset(
+    reduced_report, tmp_path
+):
+    # GIVEN a report written without its ceiling (as the committed one was)
+    from training import handbook_ceiling as hc
+
+    old = json.loads(json.dumps(reduced_report, default=hr._plain))
+    del old["ceiling"]
+    old["goals"] = hr.goals(old["handbook_protocol"], seed=3)
+    (tmp_path / "r.json").write_text(json.dumps(old))
+
+    # WHEN the ceiling command adds it (no model is trained: it re-simulates the dataset)
+    assert hc.main(["--report", str(tmp_path / "r"), "--draws", "10"]) == 0
+
+    # THEN the figures are exactly those the run computed itself, and the goals carry them
+    added = json.loads((tmp_path / "r.json").read_text())
+    assert {k: v for k, v in added["ceiling"].items() if k != "seconds"} == reduced_report["ceiling"]
+    assert added["goals"] == json.loads(json.dumps(reduced_report["goals"], default=hr._plain))
+    assert added["ceiling_added_by"]["command"].startswith("python -m training.handbook_ceiling --report")
+    assert "training.handbook_ceiling" in (tmp_path / "r.md").read_text()
+    assert added["handbook_protocol"] == old["handbook_protocol"]
+
+    # AND a report whose dataset the seed does not reproduce is refused, nothing written
+    old["dataset"]["transactions"] += 1
+    (tmp_path / "bad.json").write_text(json.dumps(old))
+    with pytest.raises(ValueError, match="not the same dataset"):
+        hc.main(["--report", str(tmp_path / "bad")])
+    assert not (tmp_path / "bad.md").exists()
 
 
 def test_python_m_training_runs_the_protocol_for_each_seed_and_writes_one_report(
@@ -226,6 +279,7 @@ def test_python_m_training_runs_the_protocol_for_each_seed_and_writes_one_report
             candidates=[one_candidate],
             bootstrap_resamples=bootstrap_resamples,
             command=command,
+            ceiling_draws=3,
         )
 
     monkeypatch.setattr(hr, "run_protocol", reduced)
