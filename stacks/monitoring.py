@@ -23,8 +23,8 @@ PERIOD = Duration.minutes(5)
 # Redis memory (issue 13). Redis runs `noeviction`: at 100 % of maxmemory it refuses writes and every
 # batch is retried until memory is freed (documents expire after TXN_RETENTION_MS, 30 days by default),
 # so the alarm must come while there is still time to act (resize the task, shorten the retention).
-# - 80 %: the remaining 20 % of the default 1 GiB task's 494 MiB maxmemory holds ~50 thousand more
-#   transactions (~2,000 bytes each, docs/deploy.md *Redis capacity*): hours at tens per second,
+# - 80 %: the remaining 20 % of the default 1 GiB task's 494 MiB maxmemory holds ~38 thousand more
+#   transactions (~2,700 bytes each, docs/deploy.md *Redis capacity*): hours at tens per second,
 #   days at the rates that size is meant for; a redeploy with a larger task takes minutes. Lower
 #   would fire on a deployment sized to sit, retention-bound, at 70-75 %.
 # - Maximum, 2 of 3 five-minute periods: every scorer container samples the same Redis at most once
