@@ -16,6 +16,26 @@ MAX_CONTAINERS = (
 )
 
 
+def _stable_endpoint(
+    scope: Construct, endpoint_name: str, config: sagemaker.CfnEndpointConfig
+) -> tuple[sagemaker.CfnEndpoint, str]:
+    """The endpoint with the stable name (updated in place to a new config) and its ARN, for IAM."""
+    endpoint = sagemaker.CfnEndpoint(
+        scope,
+        "Endpoint",
+        endpoint_name=endpoint_name,
+        endpoint_config_name=config.attr_endpoint_config_name,
+    )
+    arn = Stack.of(scope).format_arn(
+        service="sagemaker",
+        resource="endpoint",
+        # SageMaker lower-cases endpoint names in ARNs; IAM compares ARNs case-sensitively.
+        resource_name=endpoint_name.lower(),
+        arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+    )
+    return endpoint, arn
+
+
 @dataclass(frozen=True)
 class ServerlessSettings:
     memory_size_mb: int
@@ -71,20 +91,8 @@ class ModelEndpoint(Construct):
         self.endpoint_config = sagemaker.CfnEndpointConfig(
             self, "Config", production_variants=[variant], kms_key_id=key.key_arn
         )
-        self.endpoint = sagemaker.CfnEndpoint(
-            self,
-            "Endpoint",
-            endpoint_name=endpoint_name,
-            endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
-        )
+        self.endpoint, self.endpoint_arn = _stable_endpoint(self, endpoint_name, self.endpoint_config)
         self.endpoint_name: str = self.endpoint.attr_endpoint_name
-        self.endpoint_arn: str = Stack.of(self).format_arn(
-            service="sagemaker",
-            resource="endpoint",
-            # SageMaker lower-cases endpoint names in ARNs; IAM compares ARNs case-sensitively.
-            resource_name=endpoint_name.lower(),
-            arn_format=ArnFormat.SLASH_RESOURCE_NAME,
-        )
 
 
 @dataclass(frozen=True)
@@ -143,16 +151,5 @@ class SharedModelEndpoint(Construct):
             ],
             kms_key_id=key.key_arn,
         )
-        self.endpoint = sagemaker.CfnEndpoint(
-            self,
-            "Endpoint",
-            endpoint_name=endpoint_name,
-            endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
-        )
+        self.endpoint, self.endpoint_arn = _stable_endpoint(self, endpoint_name, self.endpoint_config)
         self.endpoint_name: str = self.endpoint.attr_endpoint_name
-        self.endpoint_arn: str = Stack.of(self).format_arn(
-            service="sagemaker",
-            resource="endpoint",
-            resource_name=endpoint_name.lower(),
-            arn_format=ArnFormat.SLASH_RESOURCE_NAME,
-        )
