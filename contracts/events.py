@@ -19,7 +19,7 @@ MAX_RECORD_BYTES = 64 * 1024
 TRANSACTION_ID_PATTERN = r"[A-Za-z0-9._:-]{1,128}"
 TRANSACTION_ID = re.compile(TRANSACTION_ID_PATTERN)
 MAX_CARD_ID = 64
-# card_id and terminal_id name per-entity keys (`card:{<id>}:events`): the same closed alphabet, and
+# card_id and terminal_id name per-entity keys (`card:{<id>}:state`): the same closed alphabet, and
 # never `{` or `}`, so the id is always the whole Redis Cluster hash tag.
 ENTITY_ID_PATTERN = r"[A-Za-z0-9._:-]{1,64}"
 ENTITY_ID = re.compile(ENTITY_ID_PATTERN)

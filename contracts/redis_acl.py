@@ -81,7 +81,7 @@ SCORER = AclUser(
         "ts.create",
         "ts.createrule",
         "ts.info",
-        # the stored Lua scripts (fraud_scorer/store.py, feature_store.py), loaded once and run by SHA;
+        # the stored Lua scripts (fraud_scorer/store.py), loaded once and run by SHA;
         # scripts run with the caller's permissions, so the commands they call are listed too
         "script|load",
         "evalsha",
@@ -96,11 +96,13 @@ SCORER = AclUser(
         # rejected records: the per-record "seen" gate and the stream
         "set",
         "xadd",
-        # per-card / per-terminal feature state (sorted sets trimmed to their windows, with a TTL)
-        "zadd",
-        "zrange",
-        "zrem",
-        "zremrangebyscore",
+        # per-card / per-terminal feature state (strings of records, fraud_scorer/feature_store.py):
+        # read with MGET (GET on a cluster), written with APPEND and PEXPIRE, compacted by a script
+        # sent with EVAL that GETs the value, checks its start and length, and SETs it
+        "mget",
+        "get",
+        "append",
+        "eval",
     ),
     keys=(
         f"{keys.TXN_PREFIX}*",

@@ -5,11 +5,11 @@ tests read them. Only names and shapes live here; the scorer's `schema.py` creat
 
 from __future__ import annotations
 
-import hashlib
 import struct
 import sys
 from array import array
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from contracts.verdicts import VERDICTS
 
@@ -62,143 +62,157 @@ def rejected_seen_key(shard_id: str, sequence_number: str) -> str:
     return f"{REJECTED_SEEN_PREFIX}{shard_id}:{sequence_number}"
 
 
-def card_events_key(card_id: str) -> str:
-    """ZSET of the card's transactions, a few members each holding many (`encode_card_block`)."""
-    return f"{CARD_PREFIX}{{{card_id}}}:events"
+def card_state_key(card_id: str) -> str:
+    """STRING: the card's recent transactions, a sequence of state records (below)."""
+    return f"{CARD_PREFIX}{{{card_id}}}:state"
 
 
-def terminal_events_key(terminal_id: str) -> str:
-    """ZSET of the terminal's transactions, a few members each holding many (`encode_terminal_block`)."""
-    return f"{TERMINAL_PREFIX}{{{terminal_id}}}:events"
+def terminal_state_key(terminal_id: str) -> str:
+    """STRING: the terminal's recent transactions and their reported frauds, as state records."""
+    return f"{TERMINAL_PREFIX}{{{terminal_id}}}:state"
 
 
-def terminal_frauds_key(terminal_id: str) -> str:
-    """ZSET of the terminal's reported frauds: score = the transaction's event time, member
-    `fraud_member(...)`. Same hash tag as its events key (one slot per terminal)."""
-    return f"{TERMINAL_PREFIX}{{{terminal_id}}}:frauds"
-
-
-# Entity events: BLOCKS. A card's or terminal's sorted set holds a few members (one to three), each a
-# block of many events: a state write adds a block of its batch's new events, and now and then merges
-# the entity's blocks into one (fraud_scorer/feature_store.py, `_entity_commands`). A block is
-# columnar and fixed-width where the features need speed, so a reader turns a whole window into
-# arrays with a memory copy instead of parsing one member per event (what made the read cost ~90 ms
-# of client CPU per 500-record batch):
+# Entity state: ONE STRING per card or terminal, a sequence of self-delimiting RECORDS, read for a
+# whole batch with one MGET and written with APPEND (fraud_scorer/feature_store.py): a state write
+# appends a record of its batch's new events, a label appends a record of one fraud mark, and now
+# and then a writer replaces the whole value by one compacted record of each kind (a script that
+# does so only if nobody compacted since its read, keeping what others appended meanwhile). Records
+# are columnar and fixed-width where the features need speed, so a reader turns a whole window into
+# arrays with a memory copy instead of parsing one value per event. Little-endian:
 #
-#   card block:     b"\x01" b"\0\0\0" <n: uint32> <n event times: int64> <n amounts: float64> <ids>
-#   terminal block: b"\x02" b"\0\0\0" <n: uint32> <n event times: int64>                    <ids>
+#   card events:     0x03 <3 zero bytes> <n: uint32> <b: uint32> <n times: int64> <n amounts: float64> <ids>
+#   terminal events: 0x04 <3 zero bytes> <n> <b> <n times: int64> <ids>
+#   fraud marks:     0x05 <3 zero bytes> <n> <b> <n times: int64> <n reported at: int64> <n labels: uint8>
+#                    <ids>
+#   header:          0x06 <7 zero bytes> <nonce: 8 bytes> <TTL set at, wall clock ms: int64>
 #
-# little-endian; `ids` = the n transaction ids (ASCII, `events.TRANSACTION_ID_PATTERN`: no newline)
-# joined by b"\n". Events are sorted by (event time, id) and unique by id within a block. The amount
-# is the float64 itself: read back bit for bit. The member's score is a 52-bit hash of the block
-# (`block_score`): it names the block, so a writer removes exactly the blocks it read
-# (`ZREMRANGEBYSCORE key s s`) without sending them back, and writing the same block again is a no-op.
-# Members written by an older scorer (one text member per event, `card_member` / `terminal_member`)
-# are still decoded, and merged into a block by the next write.
-CARD_BLOCK = 1
-TERMINAL_BLOCK = 2
-BLOCK_HEADER_BYTES = 8
-_BLOCK_PAD = b"\0\0\0"
+# `ids` = n transaction ids (ASCII, `events.TRANSACTION_ID_PATTERN`: no newline) joined by b"\n", b
+# bytes. Events are sorted by (event time, id) and unique by id within a record (not across records:
+# readers merge and de-duplicate). The amount is the float64 itself: read back bit for bit. Marks
+# apply in the value's order: label 1 marks the transaction (event time, report time), label 0
+# clears its mark, the latest wins. A header starts every compacted value — its random nonce is how
+# a compacting writer knows nobody compacted since its read — and is appended after every TTL
+# refresh, so a writer knows when the key's TTL was last set.
+CARD_EVENTS = 3
+TERMINAL_EVENTS = 4
+FRAUD_MARKS = 5
+STATE_HEADER = 6
+_RECORD = struct.Struct("<B3xII")  # kind, n, id bytes
+_HEADER = struct.Struct("<B7x8sq")  # kind, nonce, TTL set at
+HEADER_BYTES = _HEADER.size
+# What a compacting writer compares: the value's first bytes (a header's nonce, or the first record
+# of a value nobody ever compacted, which only grows).
+STATE_PREFIX_BYTES = 16
 _BIG_ENDIAN = sys.byteorder == "big"
 if array("q").itemsize != 8 or array("d").itemsize != 8:  # pragma: no cover - int64/float64 everywhere
-    raise RuntimeError("the block encoding needs 8-byte array('q') and array('d')")
+    raise RuntimeError("the state encoding needs 8-byte array('q') and array('d')")
 
 
-def block_score(block: bytes) -> int:
-    """The block's score: 52 bits of its BLAKE2b hash (exact in a float64 score)."""
-    return int.from_bytes(hashlib.blake2b(block, digest_size=7).digest(), "little") >> 4
+class CorruptStateError(ValueError):
+    """A state value that is not a sequence of well-formed records (never written by the scorer)."""
 
 
-def encode_card_block(timestamps: list[int], amounts: list[float], ids: list[bytes]) -> bytes:
-    """One card block from columns already sorted by (time, id) and unique by id."""
+def encode_card_events(timestamps: list[int], amounts: list[float], ids: list[bytes]) -> bytes:
+    """One card events record from columns already sorted by (time, id) and unique by id."""
     n = len(timestamps)
-    return b"".join(
-        (
-            bytes((CARD_BLOCK,)),
-            _BLOCK_PAD,
-            struct.pack(f"<I{n}q{n}d", n, *timestamps, *amounts),
-            b"\n".join(ids),
-        )
+    joined = b"\n".join(ids)
+    return struct.pack(f"<B3xII{n}q{n}d", CARD_EVENTS, n, len(joined), *timestamps, *amounts) + joined
+
+
+def encode_terminal_events(timestamps: list[int], ids: list[bytes]) -> bytes:
+    n = len(timestamps)
+    joined = b"\n".join(ids)
+    return struct.pack(f"<B3xII{n}q", TERMINAL_EVENTS, n, len(joined), *timestamps) + joined
+
+
+def encode_marks(timestamps: list[int], reported_at: list[int], labels: list[int], ids: list[bytes]) -> bytes:
+    """Fraud marks, applied in this order by readers: (transaction event time, report time, label)."""
+    n = len(timestamps)
+    joined = b"\n".join(ids)
+    return (
+        struct.pack(f"<B3xII{n}q{n}q{n}B", FRAUD_MARKS, n, len(joined), *timestamps, *reported_at, *labels)
+        + joined
     )
 
 
-def encode_terminal_block(timestamps: list[int], ids: list[bytes]) -> bytes:
-    n = len(timestamps)
-    return b"".join(
-        (bytes((TERMINAL_BLOCK,)), _BLOCK_PAD, struct.pack(f"<I{n}q", n, *timestamps), b"\n".join(ids))
-    )
+def encode_header(nonce: bytes, ttl_set_at_ms: int) -> bytes:
+    return _HEADER.pack(STATE_HEADER, nonce, ttl_set_at_ms)
 
 
-def extend_block(
-    block: bytes, drop: int, timestamps: list[int], amounts: list[float], ids: list[bytes], dropped_ids: int
-) -> bytes:
-    """`block` (card or terminal) without its first `drop` events and with these appended (they must
-    sort after its last one; `amounts` empty for a terminal): the bytes `encode_*_block` would give
-    for the result, spliced from the old block's columns instead of re-encoding every event.
-    `dropped_ids`: the bytes the dropped ids take in the id list (their lengths + 1 each)."""
-    (n,) = struct.unpack_from("<I", block, 4)
-    k = len(timestamps)
-    h = BLOCK_HEADER_BYTES
-    width = 16 if block[0] == CARD_BLOCK else 8
-    kept_ids = block[h + width * n + dropped_ids :] if drop < n else b""
-    new_ids = b"\n".join(ids)
-    parts = [
-        block[:4],
-        struct.pack("<I", n - drop + k),
-        block[h + 8 * drop : h + 8 * n],
-        struct.pack(f"<{k}q", *timestamps),
-    ]
-    if width == 16:
-        parts += (block[h + 8 * n + 8 * drop : h + 16 * n], struct.pack(f"<{k}d", *amounts))
-    parts += (kept_ids, b"\n" if kept_ids else b"", new_ids)
-    return b"".join(parts)
+class StateRecords(NamedTuple):
+    """A state value decoded: its events records' columns concatenated in the value's order (times,
+    amounts for a card, and each record's ids still joined by b"\n"), whether that order is already
+    sorted and unique (`in_order`: every record starts after the previous one ends, the usual case),
+    the marks in order as (event time, reported at, label, id), the wall clock time the key's TTL was
+    last set (0: never recorded), and how many events and marks records there are (what a compaction
+    would fold into one of each)."""
+
+    ts: array
+    amounts: array
+    ids: list[bytes]
+    in_order: bool
+    marks: list[tuple[int, int, int, bytes]]
+    ttl_set_at_ms: int
+    records: int
 
 
-def _column(typecode: str, view: memoryview, start: int, n: int) -> array:
-    """n little-endian numbers from a block as an array: one copy, no Python object per number."""
-    column = array(typecode)
-    column.frombytes(view[start : start + 8 * n])
-    if _BIG_ENDIAN:
-        column.byteswap()
-    return column
+def split_state(value: bytes, card: bool) -> StateRecords:
+    """Decode a card's (`card`) or a terminal's state value, columns copied straight from the bytes
+    (no Python object per number). Raises CorruptStateError on anything else (a record of the other
+    entity's kind, a truncated record)."""
+    ts, amounts, ids, marks = array("q"), array("d"), [], []
+    in_order, ttl_set_at_ms, records = True, 0, 0
+    events_kind = CARD_EVENTS if card else TERMINAL_EVENTS
+    width = 16 if card else 8
+    size = len(value)
+    offset = 0
+    unpack = _RECORD.unpack_from
+    try:
+        while offset < size:
+            kind, n, id_bytes = unpack(value, offset)  # (a header's first 12 bytes: only its kind counts)
+            start = offset + 12
+            if kind == events_kind:
+                ids_at = start + width * n
+                offset = ids_at + id_bytes
+                if offset > size:
+                    raise CorruptStateError("truncated events record")
+                records += 1
+                if n:
+                    first = len(ts)
+                    ts.frombytes(value[start : start + 8 * n])
+                    if card:
+                        amounts.frombytes(value[start + 8 * n : ids_at])
+                    ids.append(value[ids_at:offset])
+                    if first and ts[first] <= ts[first - 1]:
+                        in_order = False
+            elif kind == STATE_HEADER:
+                ttl_set_at_ms = max(ttl_set_at_ms, _HEADER.unpack_from(value, offset)[2])
+                offset += HEADER_BYTES
+            elif kind == FRAUD_MARKS and not card:
+                ids_at = start + 17 * n
+                offset = ids_at + id_bytes
+                if offset > size:
+                    raise CorruptStateError("truncated marks record")
+                records += 1
+                columns = struct.unpack_from(f"<{n}q{n}q{n}B", value, start)
+                marked = value[ids_at:offset].split(b"\n") if n else []
+                if len(marked) != n:
+                    raise CorruptStateError("marks record with a wrong id count")
+                marks.extend(zip(columns[:n], columns[n : 2 * n], columns[2 * n :], marked, strict=True))
+            else:
+                raise CorruptStateError(f"record kind {kind} in a {'card' if card else 'terminal'}'s state")
+    except struct.error as error:
+        raise CorruptStateError(f"truncated record: {error}") from None
+    if _BIG_ENDIAN:  # pragma: no cover - the encoding is little-endian; readers then sort
+        ts.byteswap()
+        amounts.byteswap()
+        in_order = False
+    return StateRecords(ts, amounts, ids, in_order, marks, ttl_set_at_ms, records)
 
 
-def card_block_columns(block: bytes) -> tuple[array, array, bytes]:
-    """(event times: array('q'), amounts: array('d'), the ids joined by b"\\n") of a card block or
-    of one legacy text member: the ids stay one bytes object until someone needs them split."""
-    if block[0] != CARD_BLOCK:
-        ts, amount, transaction_id = parse_card_member(block.decode())
-        return array("q", (ts,)), array("d", (amount,)), transaction_id.encode()
-    n = int.from_bytes(block[4:8], "little")
-    view = memoryview(block)
-    h = BLOCK_HEADER_BYTES
-    return _column("q", view, h, n), _column("d", view, h + 8 * n, n), block[h + 16 * n :]
-
-
-def terminal_block_columns(block: bytes) -> tuple[array, bytes]:
-    """(event times: array('q'), the ids joined by b"\\n") of a terminal block or legacy member."""
-    if block[0] != TERMINAL_BLOCK:
-        ts, transaction_id = parse_terminal_member(block.decode())
-        return array("q", (ts,)), transaction_id.encode()
-    n = int.from_bytes(block[4:8], "little")
-    return _column("q", memoryview(block), BLOCK_HEADER_BYTES, n), block[BLOCK_HEADER_BYTES + 8 * n :]
-
-
-def decode_card_block(block: bytes) -> tuple[array, array, list[bytes]]:
-    """(event times: array('q'), amounts: array('d'), ids) of a card block or of one legacy text member."""
-    ts, amounts, ids = card_block_columns(block)
-    return ts, amounts, ids.split(b"\n") if ts else []
-
-
-def decode_terminal_block(block: bytes) -> tuple[array, list[bytes]]:
-    """(event times: array('q'), ids) of a terminal block or of one legacy text member."""
-    ts, ids = terminal_block_columns(block)
-    return ts, ids.split(b"\n") if ts else []
-
-
-# Legacy per-event text members (`:`-separated, the transaction id last because ids may contain `:`),
-# written by scorers before the blocks; decoded above for an upgrade in place. The amount is Python's
-# shortest round-trip repr, so the float read back is bit-for-bit the float written.
+# Text forms of state entries, `:`-separated with the transaction id last (ids may contain `:`): the
+# comparable content `feature_store.dump_entity_state` gives (tests compare two ways of loading the
+# same history). The amount is Python's shortest round-trip repr: bit for bit.
 def card_member(timestamp_ms: int, amount: float, transaction_id: str) -> str:
     return f"{timestamp_ms}:{amount!r}:{transaction_id}"
 

@@ -8,6 +8,7 @@ Clients are created on the first invocation and reused, so importing this module
 
 from __future__ import annotations
 
+import gc
 import os
 from typing import Any
 
@@ -60,6 +61,9 @@ def _container_scorer():
                 anomaly_endpoint=settings.anomaly_endpoint_name,
             ),
         )
+        # Everything built so far (botocore's service models, clients, modules) lives as long as the
+        # container: out of the collector's sight, full collections stop walking it on every batch.
+        gc.freeze()
     return _scorer
 
 

@@ -209,14 +209,16 @@ def _parse(raw: bytes, ref: RecordRef) -> Transaction | LabelEvent:
         return _label_event(body, ref, raw)
     if kind != TRANSACTION_EVENT_TYPE:
         raise _Invalid(RejectReason.UNKNOWN_SCHEMA, 'type must be "transaction" or "label"')
-    known = (*V1_FIELDS, *V2_FIELDS)
-    if "data" in body and "metadata" in body and not any(name in body for name in known):
-        return _legacy(body, ref, raw)
-    if not any(name in body for name in known):
-        raise _Invalid(RejectReason.UNKNOWN_SCHEMA, "not a transaction event (no known fields)")
-    if "terminal_id" in body:
+    if "terminal_id" in body:  # v2, the usual case: checked first (this runs for every record)
         return _v2(body, ref, raw)
+    if _KNOWN_FIELDS.isdisjoint(body):
+        if "data" in body and "metadata" in body:
+            return _legacy(body, ref, raw)
+        raise _Invalid(RejectReason.UNKNOWN_SCHEMA, "not a transaction event (no known fields)")
     return _v1(body, ref, raw)
+
+
+_KNOWN_FIELDS = frozenset((*V1_FIELDS, *V2_FIELDS))
 
 
 def _parse_slowly(raw: bytes) -> Any:

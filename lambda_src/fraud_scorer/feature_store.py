@@ -1,50 +1,55 @@
 """Redis as the online feature store: each card's and terminal's recent events, and the vectors
 computed from them exactly as the feature specification's reference function does.
 
-State (docs/architecture.md, *Redis data model*; key names and encodings in `contracts.redis_keys`):
+State (docs/architecture.md, *Redis data model*; key names and the record encoding in
+`contracts.redis_keys`):
 
-- `card:{<card>}:events` — ZSET of *blocks*: each member holds many of the card's events (event
-  time, amount, transaction id), columnar and fixed-width (`keys.encode_card_block`); one to three.
-- `terminal:{<terminal>}:events` — the same for the terminal (event time, transaction id).
-- `terminal:{<terminal>}:frauds` — ZSET of reported frauds, score = the transaction's event time,
-  member `<ts>:<reported at>:<transaction id>` (few: one member per fraud).
+- `card:{<card>}:state` — a STRING of records of the card's events (event time, amount, transaction
+  id), columnar and fixed-width (`keys.encode_card_events`).
+- `terminal:{<terminal>}:state` — a STRING of records of the terminal's events (event time, id) and
+  of its reported frauds (`keys.encode_marks`: applied in order, the latest label of a transaction
+  wins).
 
 Why this shape:
 
-- *Fast*: a 500-record batch reads ~1,000 entities' full windows (~50,000 events). One member per
-  event made Redis return, and the client parse, 50,000 strings per batch; a block is one string
-  that becomes arrays of times and amounts with a memory copy. The vector is then computed with bisection over
-  the sorted event times and `math.fsum` over list slices (`BatchState.vector`), equal to
-  `contracts.features.compute_vector` (tests/feature_store/test_fs_fast_vector.py proves it on the
-  exactness data and edge cases). The feature store's commands are packed here and sent in one round
-  trip each way (`_Wire`), not through redis-py's pipeline, whose per-command Python cost (7–11 µs)
-  was most of the budget for ~1,500 reads + ~2,000 writes; a client without a plain connection pool
-  (e.g. `RedisCluster`) gets the same commands through its own pipeline instead.
+- *Fast*: a 500-record batch reads ~1,000 entities' full windows (~50,000 events) with ONE `MGET`,
+  and writes each entity with one `APPEND` of its new events. Sorted sets of blocks took a `ZRANGE`
+  per entity plus one per terminal for its fraud marks, and a `ZADD` and a `PEXPIRE` per write:
+  ~4,000 commands and ~12 ms of Redis's time per batch, where these take ~1,000 commands and a few
+  ms (docs/performance.md). A record becomes arrays of times and amounts with a memory copy; the
+  vector is computed with bisection over the sorted event times and `math.fsum` over list slices
+  (`BatchState.vector`), equal to `contracts.features.compute_vector`
+  (tests/feature_store/test_fs_fast_vector.py proves it). The commands are packed here and sent in
+  one round trip each way (`_Wire`), not through redis-py's pipeline, whose per-command Python cost
+  (7–11 µs) was most of the budget; a client without a plain connection pool (e.g. `RedisCluster`)
+  sends one `GET` per entity through its own pipeline instead.
 - *Exact*: the whole window is kept (no capped query, no pre-aggregated buckets).
 - *Point in time*: a transaction's vector reads the entity's events that precede it in event order
   (`(ts, id) < (t, own id)`) and the frauds reported at or before t. Events already applied by an
   earlier attempt of the same batch (a retry) or later in the batch are not seen, so a retry computes
   the same vector as the first attempt.
-- *Idempotent*: an event is identified by its transaction id; reads de-duplicate, and a write adds
+- *Idempotent*: an event is identified by its transaction id; reads de-duplicate, and a write appends
   only events the batch's read did not find, so a replay, a duplicate or a partial retry writes
   nothing at all. The batch applies state only for transactions whose document it stored or finds
   stored with the same content (never for a conflicting reuse of an id).
-- *Small writes*: a write adds one small block of the batch's new events for each entity; when the
-  entity holds `MAX_BLOCKS` blocks (or events long past the cut-off, or members of the previous
-  encoding) the write merges everything into one block instead (`_entity_commands`). Rewriting the
-  whole window every time made Redis copy and hash a few KB per entity and batch.
-- *Safe under concurrent writers* (a terminal is written by the batches of every shard): a merging
-  write removes exactly the blocks its read returned (named by their score, a hash of the block); a
-  block another writer added meanwhile stays, and the duplicates two writers may leave are dropped
-  by readers and by the next merge.
-- *Cluster-ready*: every key is hash-tagged by its entity, and every command touches one key.
-- *Bounded*: a merging write drops events older than the longest window + delay (with a margin)
-  before the earliest of the entity's events in the batch, and merges as soon as an event is
-  `COMPACT_SLACK_MS` past that; every write sets the key's TTL to that horizon.
+- *Safe under concurrent writers* (a terminal is written by the batches of every shard): an `APPEND`
+  never loses another writer's record, and readers merge records and drop repeated ids. Now and then
+  (`_compact`: `MAX_RECORDS` records, or an event `COMPACT_SLACK_MS` past the cut-off) a write
+  replaces the value by one record of each kind instead, through `COMPACT_LUA`: only if the value
+  still starts with the bytes the writer read (a compacted value starts with a fresh random nonce; a
+  value nobody compacted only ever grows), keeping whatever others appended after them; otherwise it
+  appends its new events like any write.
+- *Cluster-ready*: every key is hash-tagged by its entity, and every command or script but the
+  read's `MGET` touches one key (a cluster client reads with one `GET` per key).
+- *Bounded*: a compaction drops events and marks older than the longest window + delay (with a
+  margin) before the entity's earliest event in the batch. The key's TTL is that horizon plus
+  `TTL_REFRESH_MS`, set by the write that creates the key, by every compaction and label, and again
+  by the first write `TTL_REFRESH_MS` after the last setting (a header record says when): most
+  writes are one `APPEND`.
 - *No cache*: nothing is kept between batches (the latest read's snapshot only serves its own
   batch's write), so a cold container does exactly the work of a warm one.
 
-`backfill` loads history through the same encoding and commands (one block per entity, without a
+`backfill` loads history through the same encoding and commands (one record per entity, without a
 read first).
 """
 
@@ -52,19 +57,17 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import time
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import chain
-from operator import itemgetter
 from typing import Any, NamedTuple
 
 import hiredis
 import redis
-from redis.commands.core import Script
 
 from contracts import redis_keys as keys
 from contracts.features import (
@@ -76,32 +79,38 @@ from contracts.features import (
     is_weekend,
 )
 
-# A margin beyond the longest window + delay, for both trimming and the TTL: cross-shard lag and
-# retried batches never find an event they need trimmed away.
+# What a write keeps: events younger than the longest window + delay, with a margin for cross-shard
+# lag and retried batches (they never find an event they need trimmed away).
 MARGIN_MS = keys.ENTITY_TTL_MARGIN_MS
-CARD_TTL_MS = CARD_RETENTION_MS + MARGIN_MS
-TERMINAL_TTL_MS = TERMINAL_RETENTION_MS + MARGIN_MS
+CARD_HORIZON_MS = CARD_RETENTION_MS + MARGIN_MS
+TERMINAL_HORIZON_MS = TERMINAL_RETENTION_MS + MARGIN_MS
+# The TTL is set again only by the first write this long after the last setting, so it covers that
+# much more than the horizon: however the writes fall, a key outlives its latest write by a horizon.
+TTL_REFRESH_MS = 24 * 3600 * 1000
+CARD_TTL_MS = CARD_HORIZON_MS + TTL_REFRESH_MS
+TERMINAL_TTL_MS = TERMINAL_HORIZON_MS + TTL_REFRESH_MS
 
-# KEYS: terminal:{id}:frauds. ARGV: transaction event time, transaction id, label (0/1), reported at,
-# TTL ms. The latest label event for a transaction wins: its old mark (any report time) is removed,
-# and label 1 adds the new one. Applying the same label event again changes nothing. The frauds key is
-# trimmed and its TTL set here only (not on every transaction at the terminal): a mark matters for
-# TERMINAL_RETENTION_MS after its transaction, and the key's TTL from its latest mark covers that.
-APPLY_LABEL_LUA = """
-local prefix = ARGV[1] .. ':'
-for _, m in ipairs(redis.call('ZRANGE', KEYS[1], ARGV[1], ARGV[1], 'BYSCORE')) do
-  local rest = string.sub(m, #prefix + 1)
-  local sep = string.find(rest, ':', 1, true)
-  if sep and string.sub(rest, sep + 1) == ARGV[2] then redis.call('ZREM', KEYS[1], m) end
+# KEYS[1]: one entity's state. ARGV: [1] the value's first bytes as the writer read them, [2] the
+# length it read, [3] the compacted value, [4] the TTL in ms, [5] what to append instead. If the value
+# still starts with those bytes, nobody compacted it since the read (a compacted value starts with a
+# fresh random nonce; an uncompacted one only grows): it becomes the compacted value followed by
+# whatever was appended after the read. Otherwise the writer's new events are appended like any
+# write's. Sent with EVAL (Redis caches it by its hash): a Redis restart cannot make it NOSCRIPT. One
+# GET and one SET: each call from a script costs Redis ~3 µs (STRLEN + GETRANGE + SET took 19 µs a
+# run, this ~12 µs).
+COMPACT_LUA = b"""
+local value = redis.call('GET', KEYS[1])
+local seen = tonumber(ARGV[2])
+if value and #value >= seen and string.sub(value, 1, #ARGV[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[3] .. string.sub(value, seen + 1), 'PX', ARGV[4])
+  return 1
 end
-if ARGV[3] == '1' then
-  redis.call('ZADD', KEYS[1], ARGV[1], ARGV[1] .. ':' .. ARGV[4] .. ':' .. ARGV[2])
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[5]))
-  redis.call('PEXPIRE', KEYS[1], ARGV[5])
-end
-return 1
+redis.call('APPEND', KEYS[1], ARGV[5])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 0
 """
-APPLY_LABEL = Script(None, APPLY_LABEL_LUA.encode())
+# A header appended after a TTL refresh names no compaction.
+_NO_NONCE = bytes(8)
 
 
 def _text(value: Any) -> str:
@@ -348,8 +357,10 @@ class _Wire:
     def run(self, commands: Sequence[tuple[bytes, ...]]) -> list[Any]:
         if not commands:
             return []
-        payload = b"".join(map(_pack, commands))
-        count = len(commands)
+        return self.run_packed(b"".join(map(_pack, commands)), len(commands))
+
+    def run_packed(self, payload: bytes, count: int) -> list[Any]:
+        """`count` commands already packed into `payload`: the round trip itself."""
         conn = self.pool.get_connection()
         try:
             retry = getattr(conn, "retry", None)
@@ -410,16 +421,19 @@ def _execute(target: Any, commands: Sequence[tuple[bytes, ...]]) -> list[Any]:
     return pipe.execute()
 
 
-# The latest read's view of each entity key (its blocks as read, and their events), kept for the
-# batch's state write: the write merges into one block what the read found plus what is new, removes
-# the blocks it read, and writes nothing for an entity with nothing new. One batch at a time per
-# container (Lambda's model); a write for another client or an entity the read did not cover falls
-# back to adding a block of its events (readers de-duplicate). Not a cache: every batch reads afresh.
+# The latest read's view of each entity key, kept for the batch's state write: the write appends
+# only what the read did not find, and a compaction folds exactly what was read. One batch at a time
+# per container (Lambda's model); a write for another client or an entity the read did not cover
+# appends a record of all its events (readers de-duplicate). Not a cache: every batch reads afresh.
 class _Snapshot(NamedTuple):
-    blocks: list[tuple[bytes, int]]  # (member, score) as read
+    size: int  # bytes read (0: no key)
+    prefix: bytes  # the value's first keys.STATE_PREFIX_BYTES: what a compaction checks
+    records: int  # events and marks records
+    ttl_set_at_ms: int  # when a writer last set the key's TTL (wall clock), 0 if never recorded
     ts: array  # int64 event times, sorted
     amounts: array | tuple  # float64 (a card's), () for a terminal
     ids: tuple[bytes, ...]
+    marks: dict[bytes, tuple[int, int]]  # a terminal's frauds: id -> (event time, reported at)
 
 
 _last_read: dict[str, Any] = {"origin": None, "entities": {}}
@@ -429,24 +443,8 @@ def _origin(target: Any) -> Any:
     return getattr(target, "connection_pool", None) or getattr(target, "nodes_manager", None)
 
 
-def _score(raw: Any) -> int:
-    return int(raw) if isinstance(raw, bytes) else int(float(raw))
-
-
-def _pairs(reply: Any) -> list[tuple[bytes, int]]:
-    """`ZRANGE … WITHSCORES` as (member, score): RESP2 gives a flat list, RESP3 pairs."""
-    if not reply:
-        return []
-    if isinstance(reply[0], list):
-        return [(m, _score(s)) for m, s in reply]
-    if len(reply) == 2:  # one block: the usual case
-        return [(reply[0], _score(reply[1]))]
-    it = iter(reply)
-    return [(m, _score(s)) for m, s in zip(it, it, strict=True)]
-
-
-def _normalize(columns: list[list], ids: list[bytes]) -> tuple[list[tuple], list[bytes]]:
-    """Events gathered from several blocks, sorted by (time, id), each id once."""
+def _normalize(columns: list, ids: list[bytes]) -> tuple[list[tuple], list[bytes]]:
+    """Events gathered from several records, sorted by (time, id), each id once."""
     merged = sorted(zip(columns[0], ids, *columns[1:], strict=True))
     keep = []
     seen: set[bytes] = set()
@@ -460,71 +458,38 @@ def _normalize(columns: list[list], ids: list[bytes]) -> tuple[list[tuple], list
     return [ts, *rest], list(kept_ids)
 
 
-def _first_time(decoded: tuple) -> int:
-    return decoded[0][0]
-
-
-def _empty(width: int) -> tuple:
-    return (array("q"), array("d"), ()) if width == 3 else (array("q"), ())
-
-
-def _merge(decoded: list[tuple]) -> tuple:
-    """Columns (times, [amounts,] ids) from several blocks' `*_block_columns` (ids still joined),
-    sorted by (time, id), each id once. Each block is sorted. Usually the blocks follow one another
-    in time (a card's batches come in order): then they are concatenated in that order (memory
-    copies, one split of the ids). Else, with distinct ids and times, one C-level sort by time; else
-    the general (slower) path."""
-    width = len(decoded[0])
-    if len(decoded) == 2:  # the most frequent merge: two non-empty blocks, one after the other
-        a, b = decoded
-        if len(a[0]) and len(b[0]):
-            if b[0][-1] < a[0][0]:
-                a, b = b, a
-            if a[0][-1] < b[0][0]:
-                ids = tuple(b"\n".join((a[-1], b[-1])).split(b"\n"))
-                return (*(a[i] + b[i] for i in range(width - 1)), ids)
-    decoded = sorted((d for d in decoded if len(d[0])), key=_first_time)
-    if not decoded:
-        return _empty(width)
-    if all(a[0][-1] < b[0][0] for a, b in zip(decoded, decoded[1:], strict=False)):
-        # strictly after one another: sorted, and no event twice (a repeat has an equal time)
-        out: list = []
-        for i in range(width - 1):
-            column = decoded[0][i][:]
-            for d in decoded[1:]:
-                column.extend(d[i])
-            out.append(column)
-        return (*out, tuple(b"\n".join([d[-1] for d in decoded]).split(b"\n")))
-    columns = [list(chain.from_iterable(column)) for column in zip(*decoded, strict=True)][:-1]
-    ids = list(chain.from_iterable(d[-1].split(b"\n") for d in decoded))
-    ts = columns[0]
-    n = len(ts)
-    if len(set(ids)) == n and len(set(ts)) == n:
-        pick = itemgetter(*sorted(range(n), key=ts.__getitem__))
-        columns = [pick(column) for column in (*columns, ids)]
-    else:
-        merged, kept_ids = _normalize(columns, ids)
-        columns = [*merged, kept_ids]
-    typecodes = ("q", "d") if width == 3 else ("q",)
-    return (*(array(t, c) for t, c in zip(typecodes, columns, strict=False)), tuple(columns[-1]))
-
-
-def _decode_card(blocks: list[tuple[bytes, int]]) -> tuple[array, array, tuple]:
-    if not blocks:
-        return _empty(3)
-    if len(blocks) == 1:  # one block: written sorted and unique
-        ts, amounts, ids = keys.card_block_columns(blocks[0][0])
-        return ts, amounts, tuple(ids.split(b"\n")) if ts else ()
-    return _merge([keys.card_block_columns(member) for member, _ in blocks])
-
-
-def _decode_terminal(blocks: list[tuple[bytes, int]]) -> tuple[array, tuple]:
-    if not blocks:
-        return _empty(2)
-    if len(blocks) == 1:
-        ts, ids = keys.terminal_block_columns(blocks[0][0])
-        return ts, tuple(ids.split(b"\n")) if ts else ()
-    return _merge([keys.terminal_block_columns(member) for member, _ in blocks])
+def _decode(value: bytes | None, card: bool) -> _Snapshot:
+    """A state value (None: no key) as the batch's snapshot: its events sorted by (time, id), each id
+    once, and a terminal's effective fraud marks. Usually the records follow one another in time (a
+    card's batches come in order; a compaction leaves one record): then their columns, copied from the
+    bytes in order, are already the answer; else they are sorted and de-duplicated."""
+    if not value:
+        return _Snapshot(0, b"", 0, 0, array("q"), array("d") if card else (), (), {})
+    records = keys.split_state(value, card)
+    ts, amounts = records.ts, records.amounts if card else ()
+    parts = records.ids
+    joined = parts[0] if len(parts) == 1 else b"\n".join(parts)
+    ids: tuple[bytes, ...] = tuple(joined.split(b"\n")) if parts else ()
+    if not records.in_order:
+        columns, kept = _normalize([ts, amounts] if card else [ts], list(ids))
+        ts, ids = array("q", columns[0]), tuple(kept)
+        amounts = array("d", columns[1]) if card else ()
+    marks: dict[bytes, tuple[int, int]] = {}
+    for event_ts, reported_at, label, transaction_id in records.marks:
+        if label:
+            marks[transaction_id] = (event_ts, reported_at)
+        else:
+            marks.pop(transaction_id, None)
+    return _Snapshot(
+        len(value),
+        value[: keys.STATE_PREFIX_BYTES],
+        records.records,
+        records.ttl_set_at_ms,
+        ts,
+        amounts,
+        ids,
+        marks,
+    )
 
 
 def read_state(client: redis.Redis, events: Sequence[StateEvent]) -> BatchState:
@@ -534,86 +499,84 @@ def read_state(client: redis.Redis, events: Sequence[StateEvent]) -> BatchState:
     return parse(iter(pipe.execute() if len(pipe) else ()))
 
 
-def _read_commands(events: Sequence[StateEvent]) -> tuple[list[str], list[str], list[tuple[bytes, ...]]]:
-    cards: dict[str, None] = {}
-    terminal_from: dict[str, int] = {}
-    for event in events:
-        cards[event.card_id] = None
-        ts = event.timestamp_ms
-        if ts < terminal_from.get(event.terminal_id, ts + 1):
-            terminal_from[event.terminal_id] = ts
-    commands: list[tuple[bytes, ...]] = [
-        (b"ZRANGE", keys.card_events_key(card_id).encode(), b"0", b"-1", b"WITHSCORES") for card_id in cards
-    ]
-    for terminal_id, start in terminal_from.items():
-        commands.append(
-            (b"ZRANGE", keys.terminal_events_key(terminal_id).encode(), b"0", b"-1", b"WITHSCORES")
-        )
-        commands.append(
-            (
-                b"ZRANGE",
-                keys.terminal_frauds_key(terminal_id).encode(),
-                b"(%d" % (start - TERMINAL_RETENTION_MS),
-                b"+inf",
-                b"BYSCORE",
-            )
-        )
-    return list(cards), list(terminal_from), commands
+def _read_commands(
+    events: Sequence[StateEvent], *, one_command: bool
+) -> tuple[list[str], list[str], list[tuple[bytes, ...]]]:
+    """The batch's cards and terminals (each once, in order of appearance) and the commands reading
+    their state: one MGET, or (`one_command` false: a cluster client) one GET per key."""
+    cards = list(dict.fromkeys(e.card_id for e in events))
+    terminals = list(dict.fromkeys(e.terminal_id for e in events))
+    names = [keys.card_state_key(c).encode() for c in cards]
+    names += [keys.terminal_state_key(t).encode() for t in terminals]
+    if not names:
+        return cards, terminals, []
+    if one_command:
+        return cards, terminals, [(b"MGET", *names)]
+    return cards, terminals, [(b"GET", name) for name in names]
+
+
+def _values(replies: Iterator[Any], count: int, one_command: bool) -> list[Any]:
+    if not count:
+        return []
+    if one_command:
+        return next(replies)
+    return [next(replies) for _ in range(count)]
 
 
 def queue_state_reads(pipe: Any, events: Sequence[StateEvent]) -> Callable[[Iterator[Any]], BatchState]:
     """Read every card's and terminal's state the events need and return the function that gives the
-    batch's state. On a `redis.Redis` or its pipeline the reads go out NOW, in their own round trip
-    (`_Wire`: the caller's pipeline would cost ~10 µs of Python per command), and the returned
-    function ignores its argument; on other clients (e.g. a cluster pipeline) they are queued on
-    `pipe` and the function parses their replies, consumed in order from an iterator."""
-    cards, terminals, commands = _read_commands(events)
+    batch's state. On a `redis.Redis` or its pipeline the read goes out NOW, in its own round trip
+    (`_Wire`), and the returned function ignores its argument; on other clients (e.g. a cluster
+    pipeline) one GET per key is queued on `pipe` and the function parses their replies, consumed in
+    order from an iterator."""
     origin = _origin(pipe)
     wire = _Wire.of(pipe)
+    cards, terminals, commands = _read_commands(events, one_command=wire is not None)
+    count = len(cards) + len(terminals)
     if wire is not None:
-        replies = wire.run(commands)
-        return lambda _replies: _parse_state(cards, terminals, iter(replies), origin)
+        values = _values(iter(wire.run(commands)), count, True)
+        return lambda _replies: _parse_state(cards, terminals, values, origin)
     for command in commands:
         pipe.execute_command(*command, NEVER_DECODE=True)
-    return lambda replies: _parse_state(cards, terminals, replies, origin)
+    return lambda replies: _parse_state(cards, terminals, _values(replies, count, False), origin)
 
 
 def read_with_state(
     target: Any, commands: Sequence[tuple[bytes, ...]], events: Sequence[StateEvent]
 ) -> tuple[list[Any], BatchState] | None:
-    """`commands` (e.g. the batch's document reads, raw replies) and the state reads the events need,
+    """`commands` (e.g. the batch's document reads, raw replies) and the state read the events need,
     in ONE round trip on the wire: (the commands' replies, the batch's state). None for a target
     without a wire (e.g. a cluster client): the caller queues on its pipeline and uses
-    `queue_state_reads`. The documents' ~500 reads through redis-py's pipeline cost its 7–11 µs of
-    Python per command, and a round trip of their own. An error reply raises (a `redis.RedisError`),
-    as the pipeline's `execute()` did."""
+    `queue_state_reads`. An error reply raises (a `redis.RedisError`), as the pipeline's `execute()`
+    did."""
     wire = _Wire.of(target)
     if wire is None:
         return None
-    cards, terminals, reads = _read_commands(events)
+    cards, terminals, reads = _read_commands(events, one_command=True)
     replies = wire.run([*commands, *reads])
     n = len(commands)
-    return replies[:n], _parse_state(cards, terminals, iter(replies[n:]), _origin(target))
+    values = _values(iter(replies[n:]), len(cards) + len(terminals), True)
+    return replies[:n], _parse_state(cards, terminals, values, _origin(target))
 
 
-def _parse_state(cards: list[str], terminals: list[str], replies: Iterator[Any], origin: Any) -> BatchState:
+def _parse_state(cards: list[str], terminals: list[str], values: list[Any], origin: Any) -> BatchState:
     snapshots: dict[str, _Snapshot] = {}
     card_windows: dict[str, CardWindow] = {}
-    for card_id in cards:
-        blocks = _pairs(next(replies))
-        ts, amounts, ids = _decode_card(blocks)
-        snapshots[keys.card_events_key(card_id)] = _Snapshot(blocks, ts, amounts, ids)
-        card_windows[card_id] = CardWindow(ts[:], amounts[:], list(ids))  # copies: the snapshot stays
-    terminal_windows: dict[str, TerminalWindow] = {}
-    for terminal_id in terminals:
-        blocks = _pairs(next(replies))
-        ts, ids = _decode_terminal(blocks)
-        snapshots[keys.terminal_events_key(terminal_id)] = _Snapshot(blocks, ts, (), ids)
-        window = TerminalWindow(ts[:], list(ids))
-        for member in next(replies):
-            _, reported_at, transaction_id = keys.parse_fraud_member(_text(member))
-            window.frauds[transaction_id] = reported_at
-        terminal_windows[terminal_id] = window
+    key = ""
+    try:
+        for card_id, value in zip(cards, values, strict=False):
+            key = keys.card_state_key(card_id)
+            snapshot = snapshots[key] = _decode(value, True)
+            # copies: the snapshot stays as read
+            card_windows[card_id] = CardWindow(snapshot.ts[:], snapshot.amounts[:], list(snapshot.ids))
+        terminal_windows: dict[str, TerminalWindow] = {}
+        for terminal_id, value in zip(terminals, values[len(cards) :], strict=True):
+            key = keys.terminal_state_key(terminal_id)
+            snapshot = snapshots[key] = _decode(value, False)
+            frauds = {tid.decode(): reported_at for tid, (_, reported_at) in snapshot.marks.items()}
+            terminal_windows[terminal_id] = TerminalWindow(snapshot.ts[:], list(snapshot.ids), frauds)
+    except keys.CorruptStateError as error:
+        raise keys.CorruptStateError(f"{key}: {error}") from None
     _last_read["origin"], _last_read["entities"] = origin, snapshots
     return BatchState(card_windows, terminal_windows)
 
@@ -621,85 +584,102 @@ def _parse_state(cards: list[str], terminals: list[str], replies: Iterator[Any],
 # --- writing state --------------------------------------------------------------------------------------
 
 
-_BLOCK_KINDS = (keys.CARD_BLOCK, keys.TERMINAL_BLOCK)
-# A write adds a block of its new events; it merges everything into one block (and drops what no
-# window can need) when the entity has MAX_BLOCKS blocks, holds events written by the previous
-# encoding, or holds an event COMPACT_SLACK_MS older than the cut-off: rewriting the whole window on
-# every write made each write cost Redis a few KB to copy and hash, where a small block costs ~1 µs.
-# So an event stays at most CARD/TERMINAL_TTL_MS + COMPACT_SLACK_MS past the entity's latest events.
-MAX_BLOCKS = 3
+# A write appends a record of its new events; it compacts the value into one record of each kind (and
+# drops what no window can need) when the value holds MAX_RECORDS records or an event
+# COMPACT_SLACK_MS older than the cut-off. Fewer records make reads cheaper (each is decoded and
+# merged); rarer compactions make writes cheaper (a compaction sends and Redis copies the whole value).
+# So an event stays at most CARD/TERMINAL_HORIZON_MS + COMPACT_SLACK_MS past the entity's latest events.
+MAX_RECORDS = 6
 COMPACT_SLACK_MS = keys.ENTITY_TTL_MARGIN_MS
 
 
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
 def _compact(snapshot: _Snapshot, cutoff: int) -> bool:
-    blocks = snapshot.blocks
     return (
-        len(blocks) >= MAX_BLOCKS
-        or snapshot.ts[0] <= cutoff - COMPACT_SLACK_MS
-        or any(member[0] not in _BLOCK_KINDS for member, _ in blocks)
+        snapshot.records >= MAX_RECORDS or bool(snapshot.ts) and snapshot.ts[0] <= cutoff - COMPACT_SLACK_MS
     )
+
+
+def _ttl_due(snapshot: _Snapshot | None, now_ms: int) -> bool:
+    """Whether a write must set the key's TTL: it may create the key, or the last setting it knows
+    of is TTL_REFRESH_MS old."""
+    return snapshot is None or not snapshot.size or now_ms - snapshot.ttl_set_at_ms >= TTL_REFRESH_MS
+
+
+def _events_record(card: bool, ts: Sequence[int], amounts: Sequence[float], ids: Sequence[bytes]) -> bytes:
+    return keys.encode_card_events(ts, amounts, ids) if card else keys.encode_terminal_events(ts, ids)
 
 
 def _entity_commands(
     key: str,
     snapshot: _Snapshot | None,
     new: list[tuple[int, float, bytes]] | list[tuple[int, bytes]],
+    horizon_ms: int,
     ttl_ms: int,
+    now_ms: int,
     *,
     card: bool,
 ) -> list[tuple[bytes, ...]]:
     """THE state update of one entity, for streaming and backfill alike. `new`: its events, sorted by
-    (time, id), unique, none of them in `snapshot` (what the batch read; None = not read). Returns
-    the commands: usually add a block of the new events; when `_compact` says so, add one block of
-    the snapshot's events younger than the cut-off plus the new ones and remove the blocks the
-    snapshot read; then set the TTL. Nothing when there is nothing new."""
-    if not new:
-        return []
+    (time, id), unique, none of them in `snapshot` (what the batch read; None = not read). Usually
+    one APPEND of a record of the new events; with a PEXPIRE and a header record noting it when the
+    TTL is due (`_ttl_due`); a compaction (`COMPACT_LUA`) when `_compact` says so. A replay (nothing
+    new) writes nothing, unless the TTL is due: then it sets only that."""
     kb = key.encode()
-    ttl = (b"PEXPIRE", kb, b"%d" % ttl_ms)
-    cutoff = new[0][0] - ttl_ms  # `new` is sorted: its earliest event
+    ttl = b"%d" % ttl_ms
+    due = _ttl_due(snapshot, now_ms)
+    if not new:
+        return [(b"PEXPIRE", kb, ttl)] if due and snapshot is not None and snapshot.size else []
     new_ts, new_ids = [e[0] for e in new], [e[-1] for e in new]
     new_amounts = [e[1] for e in new] if card else []
-    if snapshot is None or not snapshot.ts or not _compact(snapshot, cutoff):
-        # A block of the new events alone, next to the ones there (most writes: small and cheap).
-        block = (
-            keys.encode_card_block(new_ts, new_amounts, new_ids)
-            if card
-            else keys.encode_terminal_block(new_ts, new_ids)
-        )
-        return [(b"ZADD", kb, b"%d" % keys.block_score(block), block), ttl]
+    record = _events_record(card, new_ts, new_amounts, new_ids)
+    cutoff = new_ts[0] - horizon_ms  # `new` is sorted: its earliest event
+    if snapshot is None or not snapshot.size or not _compact(snapshot, cutoff):
+        if not due:
+            return [(b"APPEND", kb, record)]
+        # The header after the PEXPIRE: a write lost between them leaves no claim of a TTL.
+        return [
+            (b"APPEND", kb, record),
+            (b"PEXPIRE", kb, ttl),
+            (b"APPEND", kb, keys.encode_header(_NO_NONCE, now_ms)),
+        ]
     start = bisect_right(snapshot.ts, cutoff)  # events at or before the cut-off are dropped
-    if (
-        len(snapshot.blocks) == 1
-        and snapshot.blocks[0][0][0] in _BLOCK_KINDS
-        and (new_ts[0], new_ids[0]) > (snapshot.ts[-1], snapshot.ids[-1])
-    ):
-        # One block and the new events after it: splice, do not re-encode.
-        dropped = sum(map(len, snapshot.ids[:start])) + start
-        block = keys.extend_block(snapshot.blocks[0][0], start, new_ts, new_amounts, new_ids, dropped)
+    ts, ids, amounts = snapshot.ts[start:], snapshot.ids[start:], snapshot.amounts[start:]
+    if not len(ts) or (new_ts[0], new_ids[0]) > (ts[-1], ids[-1]):  # the usual case: new after the rest
+        ts, ids, amounts = [*ts, *new_ts], [*ids, *new_ids], [*amounts, *new_amounts]
     else:
-        ts, ids = list(snapshot.ts[start:]), list(snapshot.ids[start:])
-        amounts = list(snapshot.amounts[start:])
+        ts, ids, amounts = list(ts), list(ids), list(amounts)
         for event in new:
             p, _ = _locate(ts, ids, event[0], event[-1])
             ts.insert(p, event[0])
             ids.insert(p, event[-1])
             if card:
                 amounts.insert(p, event[1])
-        block = keys.encode_card_block(ts, amounts, ids) if card else keys.encode_terminal_block(ts, ids)
-    score = keys.block_score(block)
-    commands: list[tuple[bytes, ...]] = [(b"ZADD", kb, b"%d" % score, block)]
-    legacy = []
-    for member, old_score in snapshot.blocks:
-        if member[0] in _BLOCK_KINDS:
-            if old_score != score:
-                commands.append((b"ZREMRANGEBYSCORE", kb, b"%d" % old_score, b"%d" % old_score))
-        else:
-            legacy.append(member)
-    if legacy:
-        commands.append((b"ZREM", kb, *legacy))
-    commands.append(ttl)
-    return commands
+    parts = [keys.encode_header(os.urandom(8), now_ms), _events_record(card, ts, amounts, ids)]
+    marks = [(tid, at) for tid, at in snapshot.marks.items() if at[0] > cutoff]
+    if marks:
+        parts.append(
+            keys.encode_marks(
+                [m[0] for _, m in marks], [m[1] for _, m in marks], [1] * len(marks), [t for t, _ in marks]
+            )
+        )
+    fallback = record + keys.encode_header(_NO_NONCE, now_ms)
+    return [
+        (
+            b"EVAL",
+            COMPACT_LUA,
+            b"1",
+            kb,
+            snapshot.prefix,
+            b"%d" % snapshot.size,
+            b"".join(parts),
+            ttl,
+            fallback,
+        )
+    ]
 
 
 def _event_order(event: tuple) -> tuple[int, bytes]:
@@ -707,10 +687,15 @@ def _event_order(event: tuple) -> tuple[int, bytes]:
 
 
 def _write_commands(
-    events: Iterable[tuple[str, int, str, str, float]], snapshots: Mapping[str, _Snapshot] | None
+    events: Iterable[tuple[str, int, str, str, float]],
+    snapshots: Mapping[str, _Snapshot] | None,
+    now_ms: int | None = None,
+    after_ms: int | None = None,
 ) -> tuple[list[tuple[bytes, ...]], int, int]:
     """The commands adding `events` — (transaction id, event time ms, card id, terminal id, amount) — to
-    their cards' and terminals' state, given what the batch read (`snapshots`, None = nothing)."""
+    their cards' and terminals' state, given what the batch read (`snapshots`, None = nothing).
+    `after_ms` (the backfill): only events a transaction after that time can still need are written."""
+    now_ms = _now_ms() if now_ms is None else now_ms
     by_card: dict[str, dict[bytes, tuple[int, float, bytes]]] = {}
     by_terminal: dict[str, dict[bytes, tuple[int, bytes]]] = {}
     for tid, ts, card, terminal, amount in events:
@@ -726,14 +711,16 @@ def _write_commands(
         else:
             found[tid_b] = (ts, tid_b)
     commands: list[tuple[bytes, ...]] = []
-    for entities, key_of, ttl_ms, card in (
-        (by_card, keys.card_events_key, CARD_TTL_MS, True),
-        (by_terminal, keys.terminal_events_key, TERMINAL_TTL_MS, False),
+    for entities, key_of, horizon_ms, ttl_ms, card in (
+        (by_card, keys.card_state_key, CARD_HORIZON_MS, CARD_TTL_MS, True),
+        (by_terminal, keys.terminal_state_key, TERMINAL_HORIZON_MS, TERMINAL_TTL_MS, False),
     ):
         for entity_id, found in entities.items():
             key = key_of(entity_id)
             snapshot = snapshots.get(key) if snapshots is not None else None
             new = list(found.values())
+            if after_ms is not None:
+                new = [e for e in new if e[0] > after_ms - horizon_ms]
             if len(new) > 1:
                 new.sort(key=_event_order)
             if snapshot is not None and snapshot.ts:
@@ -741,7 +728,7 @@ def _write_commands(
                 last = ts[-1]
                 # An event later than everything read cannot be among it (the usual case): no search.
                 new = [e for e in new if e[0] > last or not _locate(ts, ids, e[0], e[-1])[1]]
-            commands += _entity_commands(key, snapshot, new, ttl_ms, card=card)
+            commands += _entity_commands(key, snapshot, new, horizon_ms, ttl_ms, now_ms, card=card)
     return commands, len(by_card), len(by_terminal)
 
 
@@ -749,10 +736,10 @@ def queue_state_writes(pipe: Any, events: Iterable[StateEvent]) -> tuple[int, in
     """Add `events` to their cards' and terminals' state. Idempotent. On a `redis.Redis` or its
     pipeline the writes go out NOW in their own round trip (`_Wire`; raises `redis.RedisError` if one
     failed); on other clients they are queued on `pipe`. Uses what the latest read of the same client
-    found (`queue_state_reads`): only events it did not find are written, as one block per entity, or
-    merged with the entity's blocks when `_compact` says so. An entity that read did not cover (another
-    client, e.g. after a reconnect) gets a block of all its events: correct (readers de-duplicate),
-    merged later. Returns (cards, terminals) touched."""
+    found (`queue_state_reads`): only events it did not find are written (`_entity_commands`). An
+    entity that read did not cover (another client, e.g. after a reconnect) gets a record of all its
+    events: correct (readers de-duplicate), folded by its next compaction. Returns (cards, terminals)
+    touched."""
     origin = _origin(pipe)
     snapshots = _last_read["entities"] if origin is not None and _last_read["origin"] is origin else None
     commands, cards, terminals = _write_commands(
@@ -767,41 +754,32 @@ def queue_state_writes(pipe: Any, events: Iterable[StateEvent]) -> tuple[int, in
     return cards, terminals
 
 
-def queue_rows(pipe: Any, rows: Iterable[tuple[str, int, str, str, float]]) -> tuple[int, int]:
-    """Queue on `pipe` the commands that add `rows` — (transaction id, event time ms, card id, terminal
-    id, amount) — to the state without reading it first (the backfill): one block per entity, with
-    the streaming write's encoding and TTL (`_entity_commands`); the entity's next streaming write
-    merges it. Writing the same rows again writes the same blocks (a no-op). Returns (cards, terminals)."""
-    commands, cards, terminals = _write_commands(rows, None)
-    for command in commands:
-        pipe.execute_command(*command, NEVER_DECODE=True)
-    return cards, terminals
+def _label_commands(terminal_id: str, marks: Sequence[tuple[int, str, int, int]]) -> list[tuple[bytes, ...]]:
+    """One record of fraud marks — (transaction event time, transaction id, label 0/1, reported at),
+    applied in this order — appended to the terminal's state, and its TTL set (a label may create the
+    key). Applying the same marks again changes no feature: the latest label of a transaction wins."""
+    key = keys.terminal_state_key(terminal_id).encode()
+    record = keys.encode_marks(
+        [m[0] for m in marks],
+        [m[3] for m in marks],
+        [int(m[2]) for m in marks],
+        [m[1].encode() for m in marks],
+    )
+    return [(b"APPEND", key, record), (b"PEXPIRE", key, b"%d" % TERMINAL_TTL_MS)]
 
 
 def queue_label(
     pipe: Any, terminal_id: str, timestamp_ms: int, transaction_id: str, label: int, reported_at_ms: int
 ) -> None:
-    """Queue one label's effect on its terminal's fraud marks (the APPLY_LABEL script, by SHA)."""
-    pipe.evalsha(
-        APPLY_LABEL.sha,
-        1,
-        keys.terminal_frauds_key(terminal_id),
-        timestamp_ms,
-        transaction_id,
-        int(label),
-        reported_at_ms,
-        TERMINAL_TTL_MS,
-    )
-
-
-def load_scripts(client: redis.Redis) -> None:
-    client.script_load(APPLY_LABEL.script)
+    """Queue one label's effect on its terminal's fraud marks."""
+    for command in _label_commands(terminal_id, [(timestamp_ms, transaction_id, label, reported_at_ms)]):
+        pipe.execute_command(*command)
 
 
 # --- bulk load (warm start) -------------------------------------------------------------------------
 
 
-# Each entity's block is up to a few KB: ~2,000 commands keep a round trip to a few MB.
+# Each entity's record is up to a few KB: ~2,000 commands keep a round trip to a few MB.
 BACKFILL_COMMANDS_PER_ROUND_TRIP = 2_000
 
 
@@ -824,82 +802,82 @@ def _columns(transactions: Any) -> tuple[list, list, list, list, list]:
     )
 
 
-def backfill(
-    client: redis.Redis, transactions: Any, *, labels: bool = True, chunk_size: int = 100_000
-) -> BackfillStats:
+def _run_in_round_trips(client: redis.Redis, commands: Sequence[tuple[bytes, ...]]) -> None:
+    step = BACKFILL_COMMANDS_PER_ROUND_TRIP
+    for start in range(0, len(commands), step):
+        _execute(client, commands[start : start + step])
+
+
+def backfill(client: redis.Redis, transactions: Any, *, labels: bool = True) -> BackfillStats:
     """Apply historical transactions to the entity state in bulk, with the streaming state logic
-    (`_entity_commands`: the same encoding and commands, without a read first): one block per
+    (`_entity_commands`: the same encoding and commands, without a read first): one record per
     entity holding all its rows, sent `BACKFILL_COMMANDS_PER_ROUND_TRIP` commands per round trip.
 
     `transactions`: a `fraud_data.transactions.Transactions` or any object with the column lists
     `transaction_id, timestamp, card_id, terminal_id, amount` (and `label` when `labels`). Rows in any
-    order. With `labels`, each fraud (label 1) is marked on its terminal as reported at the
-    transaction's own time (known by the time any delayed window can include it), `chunk_size`
-    labels per round trip. Writes no documents and no time series. Idempotent: the same rows give
-    the same blocks, and adding a member already there changes nothing. Into a Redis that already
-    holds some of these entities, the block is added next to theirs (readers de-duplicate; the
-    entity's next streaming write merges them).
+    order; only those a transaction after the latest row can still need are written (younger than
+    the entity's horizon before it), so the first live writes need not compact them away. With
+    `labels`, each fraud (label 1) is marked on its terminal as reported at the transaction's own
+    time (known by the time any delayed window can include it). Writes no documents and no time
+    series. Into a Redis that already holds some of these entities (or a
+    second time), the records are appended to theirs: readers de-duplicate, and the entity's next
+    compaction folds them.
     """
     started = time.perf_counter()
     ids, stamps, card_ids, terminal_ids, amounts = _columns(transactions)
     n = len(ids)
+    latest = max(map(int, stamps), default=0)
     rows = zip(ids, map(int, stamps), card_ids, terminal_ids, map(float, amounts), strict=True)
-    commands, cards, terminals = _write_commands(rows, None)
-    step = BACKFILL_COMMANDS_PER_ROUND_TRIP
-    for start in range(0, len(commands), step):
-        _execute(client, commands[start : start + step])
+    commands, cards, terminals = _write_commands(rows, None, after_ms=latest)
+    _run_in_round_trips(client, commands)
     frauds = []
     if labels:
+        oldest = latest - TERMINAL_HORIZON_MS
         frauds = [
             (terminal_ids[i], int(stamps[i]), ids[i], 1, int(stamps[i]))
             for i, label in enumerate(transactions.label)
-            if int(label) == 1
+            if int(label) == 1 and int(stamps[i]) > oldest
         ]
-    applied = backfill_labels(client, frauds, chunk_size=chunk_size) if frauds else 0
+    applied = backfill_labels(client, frauds) if frauds else 0
     return BackfillStats(n, applied, cards, terminals, time.perf_counter() - started)
 
 
-def backfill_labels(
-    client: redis.Redis, labels: Iterable[tuple[str, int, str, int, int]], *, chunk_size: int = 20_000
-) -> int:
+def backfill_labels(client: redis.Redis, labels: Iterable[tuple[str, int, str, int, int]]) -> int:
     """Apply labels as label events would: `(terminal_id, transaction timestamp_ms, transaction_id,
-    label 0/1, reported_at_ms)`. Returns how many were applied."""
-    load_scripts(client)
+    label 0/1, reported_at_ms)`, in this order; one marks record per terminal. Returns how many were
+    applied."""
+    by_terminal: dict[str, list[tuple[int, str, int, int]]] = {}
     count = 0
-    pipe = client.pipeline(transaction=False)
     for terminal_id, ts, transaction_id, label, reported_at in labels:
-        queue_label(pipe, terminal_id, ts, transaction_id, label, reported_at)
+        by_terminal.setdefault(terminal_id, []).append(
+            (int(ts), transaction_id, int(label), int(reported_at))
+        )
         count += 1
-        if count % chunk_size == 0:
-            pipe.execute()
-            pipe = client.pipeline(transaction=False)
-    if len(pipe):
-        pipe.execute()
+    commands = [c for terminal_id, marks in by_terminal.items() for c in _label_commands(terminal_id, marks)]
+    _run_in_round_trips(client, commands)
     return count
 
 
 # --- reading state back (tests, the pipeline's checks, dashboards) --------------------------------
 
 
-def _blocks(client: redis.Redis, key: str) -> list[tuple[bytes, int]]:
-    return _pairs(_execute(client, [(b"ZRANGE", key.encode(), b"0", b"-1", b"WITHSCORES")])[0])
+def _stored(client: redis.Redis, key: str, card: bool) -> _Snapshot:
+    return _decode(_execute(client, [(b"GET", key.encode())])[0], card)
 
 
 def entity_state(
     client: redis.Redis, card_id: str | None = None, terminal_id: str | None = None
 ) -> dict[str, list]:
-    """The stored state of one card and/or terminal, decoded (each event once), in event order."""
+    """The stored state of one card and/or terminal, decoded (each event once), in event order; a
+    terminal's frauds as (event time, reported at, transaction id), sorted."""
     out: dict[str, list] = {}
     if card_id is not None:
-        blocks = _blocks(client, keys.card_events_key(card_id))
-        ts, amounts, ids = _decode_card(blocks)
-        out["card"] = [(t, a, i.decode()) for t, a, i in zip(ts, amounts, ids, strict=True)]
+        s = _stored(client, keys.card_state_key(card_id), True)
+        out["card"] = [(t, a, i.decode()) for t, a, i in zip(s.ts, s.amounts, s.ids, strict=True)]
     if terminal_id is not None:
-        blocks = _blocks(client, keys.terminal_events_key(terminal_id))
-        ts, ids = _decode_terminal(blocks)
-        out["terminal"] = [(t, i.decode()) for t, i in zip(ts, ids, strict=True)]
-        frauds = client.zrange(keys.terminal_frauds_key(terminal_id), 0, -1)
-        out["frauds"] = sorted(keys.parse_fraud_member(_text(m)) for m in frauds)
+        s = _stored(client, keys.terminal_state_key(terminal_id), False)
+        out["terminal"] = [(t, i.decode()) for t, i in zip(s.ts, s.ids, strict=True)]
+        out["frauds"] = sorted((ts, at, tid.decode()) for tid, (ts, at) in s.marks.items())
     return out
 
 
@@ -907,42 +885,41 @@ def dump_entity_state(
     client: redis.Redis, *, as_of_ms: int | None = None, with_report_times: bool = False
 ) -> dict[str, list[str]]:
     """Every card/terminal state key -> its events (each once) as sorted text members
-    (`keys.card_member` / `terminal_member` / `fraud_member`): the state's content, whatever blocks
-    hold it (a backfill leaves one block per chunk, streaming one per entity).
+    (`keys.card_member` / `terminal_member`), and `<terminal key>:frauds` -> its fraud marks
+    (`keys.fraud_member`): the state's content, whatever records hold it (a backfill, a stream and a
+    compaction leave different records).
 
     `as_of_ms`: keep only events a transaction at or after that time can still use (younger than
-    the entity's retention): trimming happens per write, so two ways of loading the same history
+    the entity's retention): trimming happens at compactions, so two ways of loading the same history
     may keep different stale events. Without `with_report_times`, fraud marks drop the report time
     (`<ts>:<transaction id>`): a backfill and a label stream report at different times.
     """
     out: dict[str, list[str]] = {}
-    for prefix, retention in (
-        (keys.CARD_PREFIX, CARD_RETENTION_MS),
-        (keys.TERMINAL_PREFIX, TERMINAL_RETENTION_MS),
+    for prefix, retention, card in (
+        (keys.CARD_PREFIX, CARD_RETENTION_MS, True),
+        (keys.TERMINAL_PREFIX, TERMINAL_RETENTION_MS, False),
     ):
         lower = -math.inf if as_of_ms is None else as_of_ms - retention
         for raw_key in client.scan_iter(match=f"{prefix}*", count=1000):
             key = _text(raw_key)
-            if key.endswith(":frauds"):
-                members = [_text(m) for m in client.zrange(key, 0, -1)]
-                marks = [keys.parse_fraud_member(m) for m in members]
-                members = [
-                    keys.fraud_member(ts, reported, tid) if with_report_times else f"{ts}:{tid}"
-                    for ts, reported, tid in marks
-                    if ts > lower
-                ]
-            elif prefix == keys.CARD_PREFIX:
-                ts, amounts, ids = _decode_card(_blocks(client, key))
+            s = _stored(client, key, card)
+            if card:
                 members = [
                     keys.card_member(t, a, i.decode())
-                    for t, a, i in zip(ts, amounts, ids, strict=True)
+                    for t, a, i in zip(s.ts, s.amounts, s.ids, strict=True)
                     if t > lower
                 ]
             else:
-                ts, ids = _decode_terminal(_blocks(client, key))
                 members = [
-                    keys.terminal_member(t, i.decode()) for t, i in zip(ts, ids, strict=True) if t > lower
+                    keys.terminal_member(t, i.decode()) for t, i in zip(s.ts, s.ids, strict=True) if t > lower
                 ]
+                frauds = [
+                    keys.fraud_member(ts, at, tid.decode()) if with_report_times else f"{ts}:{tid.decode()}"
+                    for tid, (ts, at) in s.marks.items()
+                    if ts > lower
+                ]
+                if frauds:
+                    out[f"{key}:frauds"] = sorted(frauds)
             if members:
                 out[key] = sorted(members)
     return out

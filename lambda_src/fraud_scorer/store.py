@@ -255,7 +255,6 @@ class TransactionStore:
         pipe = client.pipeline(transaction=False)
         pipe.script_load(self._store_transactions.script)
         pipe.script_load(self._store_rejection.script)
-        pipe.script_load(feature_store.APPLY_LABEL.script)
         pipe.execute()
         self._ready = True
 
@@ -422,7 +421,6 @@ class TransactionStore:
         for transaction_id in replayed:
             pipe.execute_command("PEXPIRE", keys.txn_key(transaction_id), self._txn_retention_ms, "NX")
         feature_store.queue_state_writes(pipe, state_events)
-        label_start = len(pipe)
         for transaction_id, label, target, reported_at in labels:
             # The document says what was reported; the terminal's fraud marks are what features read.
             pipe.execute_command("JSON.SET", keys.txn_key(transaction_id), "$.label", label)
@@ -437,17 +435,6 @@ class TransactionStore:
             return
         results = pipe.execute(raise_on_error=False)
         effects = results[:samples_start]
-        if any(isinstance(r, NoScriptError) for r in effects[label_start:]):
-            # Redis restarted since the documents were written: reload, and replay only the label
-            # commands (idempotent; the samples were not refused for this reason and must not repeat).
-            self.bootstrap(client)
-            retry = client.pipeline(transaction=False)
-            for transaction_id, label, target, reported_at in labels:
-                if target.terminal_id is not None:
-                    feature_store.queue_label(
-                        retry, target.terminal_id, target.timestamp_ms, transaction_id, label, reported_at
-                    )
-            effects = effects[:label_start] + retry.execute(raise_on_error=False)
         failed = [r for r in effects if isinstance(r, Exception)]
         if failed:
             raise failed[0] if isinstance(failed[0], RedisError) else RedisError(str(failed[0]))

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from contracts import redis_keys as keys
 from demo.backfill import history, load_history, main, shift_to_end_at
 from emulators.kinesis_events import kinesis_event
 from fraud_data.simulator import SimulationConfig, simulate
@@ -93,7 +94,7 @@ def test_the_command_loads_a_simulated_history_and_writes_what_it_loaded(
     assert line.startswith(f"backfilled {len(loaded):,} transactions")
     assert "transactions/s" in line
     assert max(loaded.timestamp) <= int(time.time() * 1000)  # shifted to end just before now
-    assert redis_client.exists(f"card:{{{loaded.card_id[0]}}}:events")
+    assert redis_client.exists(keys.card_state_key(loaded.card_id[0]))
 
 
 @pytest.mark.parametrize(

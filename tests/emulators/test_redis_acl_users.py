@@ -21,6 +21,7 @@ from contracts import redis_acl
 from contracts import redis_keys as keys
 from emulators.kinesis_events import kinesis_event
 from emulators.redis_stack import ADMIN_USER, RedisStackServer
+from fraud_scorer import feature_store
 from grafana import queries
 
 # Commands nobody but an operator may run (issue 14: a Grafana Viewer could send any of these).
@@ -40,7 +41,6 @@ ADMIN_COMMANDS = [
     ("BGREWRITEAOF",),
     ("REPLICAOF", "127.0.0.1", "1"),
     ("CLIENT", "KILL", "TYPE", "normal"),
-    ("EVAL", "return 1", "0"),
     ("FT.DROPINDEX", keys.INDEX),
 ]
 
@@ -178,9 +178,7 @@ def test_the_scorers_whole_path_works_as_its_user(as_scorer, admin, make_transac
     assert response == replay == after_flush == labelled == {"batchItemFailures": []}
     assert admin.execute_command("JSON.GET", keys.txn_key("t-fraud"), "$.label") == "[1]"
     assert (
-        admin.exists(
-            keys.txn_key("v2-1"), keys.card_events_key("card-v2"), keys.terminal_events_key("term-v2")
-        )
+        admin.exists(keys.txn_key("v2-1"), keys.card_state_key("card-v2"), keys.terminal_state_key("term-v2"))
         == 3
     )
     assert sorted(admin.keys(f"{keys.TXN_PREFIX}t-*")) == [
@@ -203,6 +201,13 @@ def test_the_scorer_cannot_administer_redis(acl_server, admin, command):
         connect(acl_server, redis_acl.SCORER_USER).execute_command(*command)
 
 
+def test_a_script_runs_with_the_scorers_own_permissions(acl_server, admin):
+    # The scorer may EVAL (its state compaction), but a script runs no command the user may not.
+    scorer = connect(acl_server, redis_acl.SCORER_USER)
+    with pytest.raises(redis.exceptions.ResponseError, match="no permissions to run the 'del' command"):
+        scorer.execute_command("EVAL", "return redis.call('DEL', KEYS[1])", "1", keys.card_state_key("c1"))
+
+
 def test_the_scorer_cannot_touch_keys_outside_its_namespaces(acl_server, admin):
     scorer = connect(acl_server, redis_acl.SCORER_USER)
     for command in (
@@ -210,6 +215,8 @@ def test_the_scorer_cannot_touch_keys_outside_its_namespaces(acl_server, admin):
         ("JSON.SET", "session:1", "$", "{}"),
         ("JSON.GET", "session:1"),
         ("ZADD", "other:z", "1", "m"),
+        ("APPEND", "other:s", "x"),
+        ("EVAL", "return redis.call('SET', KEYS[1], '1')", "1", "other:key"),
         ("TS.ADD", "metrics:x", "*", "1"),
     ):
         with pytest.raises(redis.exceptions.NoPermissionError):
@@ -219,13 +226,21 @@ def test_the_scorer_cannot_touch_keys_outside_its_namespaces(acl_server, admin):
 def test_the_scorer_maintains_card_and_terminal_state(acl_server, admin):
     # The feature-state commands the scorer runs (fraud_scorer/feature_store.py), on its key builders.
     scorer = connect(acl_server, redis_acl.SCORER_USER)
-    card, terminal = keys.card_events_key("c1"), keys.terminal_frauds_key("t1")
-    assert scorer.execute_command("ZADD", card, "1000", keys.card_member(1000, 12.5, "x")) == 1
-    assert scorer.execute_command("ZRANGE", card, "0", "+inf", "BYSCORE") == ["1000:12.5:x"]
+    card, terminal = keys.card_state_key("c1"), keys.terminal_state_key("t1")
+    assert scorer.execute_command("APPEND", card, "abcd") == 4
     assert scorer.execute_command("PEXPIRE", card, "60000") == 1
-    assert scorer.execute_command("ZREMRANGEBYSCORE", card, "-inf", "999") == 0
-    assert scorer.execute_command("ZADD", terminal, "5", "m") == 1
-    assert scorer.execute_command("ZREM", terminal, "m") == 1
+    assert scorer.execute_command("MGET", card, terminal) == ["abcd", None]
+    assert scorer.execute_command("GET", card) == "abcd"
+    # the compaction script: its GET and SET (value still as read), its APPEND and PEXPIRE (not)
+    assert (
+        scorer.execute_command("EVAL", feature_store.COMPACT_LUA, "1", card, "ab", "4", "new", "60000", "+")
+        == 1
+    )
+    assert (
+        scorer.execute_command("EVAL", feature_store.COMPACT_LUA, "1", card, "ab", "3", "x", "60000", "+")
+        == 0
+    )
+    assert scorer.execute_command("GET", card) == "new+"
 
 
 def test_the_scorer_reads_redis_memory_use_and_still_administers_nothing(acl_server, admin):

@@ -43,21 +43,20 @@ def server_usec(client) -> tuple[float, dict[str, float]]:
 
 
 def _state_bytes(client) -> str:
-    """Bytes per card and per terminal (MEMORY USAGE of their keys), events and blocks per card."""
-    from fraud_scorer import feature_store
+    """Bytes per card and per terminal (MEMORY USAGE of their keys), events and records per card."""
+    from contracts.redis_keys import split_state
 
     cards = list(client.scan_iter(match="card:*", count=1000))
     terminals = list(client.scan_iter(match="terminal:*", count=1000))
     card_bytes = sum(client.memory_usage(k, samples=0) for k in cards)
     terminal_bytes = sum(client.memory_usage(k, samples=0) for k in terminals)
     n_terminals = len({k.split(b"}")[0] for k in terminals})
-    card_events = sum(
-        len(feature_store._decode_card(feature_store._blocks(client, k.decode()))[0]) for k in cards
-    )
-    blocks = sum(client.zcard(k) for k in cards)
+    decoded = [split_state(client.get(k), True) for k in cards]
+    card_events = sum(len(d.ts) for d in decoded)
+    records = sum(d.records for d in decoded)
     return (
         f"{len(cards)} cards, {card_bytes / len(cards):,.0f} B per card ({card_events / len(cards):.1f} "
-        f"events in {blocks / len(cards):.1f} blocks: {card_bytes / card_events:.0f} B per event); "
+        f"events in {records / len(cards):.1f} records: {card_bytes / card_events:.0f} B per event); "
         f"{n_terminals} terminals, {terminal_bytes / n_terminals:,.0f} B per terminal; used_memory "
         f"{client.info('memory')['used_memory'] / 1e6:.1f} MB"
     )
@@ -139,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{stats.transactions / max(cpu1 - cpu0, redis_cpu):,.0f} tx/s on separate cores"
         )
 
-        # 2. bytes per entity (again after the stream: streaming writes add small blocks, merged later)
+        # 2. bytes per entity (again after the stream: streaming writes append small records, compacted later)
         print("state after the backfill: " + _state_bytes(client))
 
         # 3. stream the last day through the scorer, 500-record batches

@@ -17,6 +17,7 @@ from contracts import redis_keys as keys
 from contracts.features import DAY_MS
 from fraud_data.simulator import SimulationConfig, simulate
 from fraud_data.transactions import Transactions
+from fraud_scorer import feature_store as fs
 from fraud_scorer.feature_store import backfill, backfill_labels, dump_entity_state, entity_state
 
 SMALL = SimulationConfig(customers=40, terminals=150, days=40, seed=3)
@@ -150,13 +151,36 @@ def test_entity_state_reads_back_what_was_written(redis_client, redis_url):
         "terminal": [(1_000, "a"), (3_000, "c")],
         "frauds": [(1_000, 1_000, "a")],
     }
-    # the streaming encoding, byte for byte: one block per entity
+    # the streaming encoding, byte for byte: one events record per entity (then the header noting
+    # the TTL), a terminal's frauds in one marks record
     raw = redis.Redis.from_url(redis_url)
-    card_block = keys.encode_card_block([1_000, 2_000], [0.1, 2.5], [b"a", b"b"])
-    terminal_block = keys.encode_terminal_block([1_000, 3_000], [b"a", b"c"])
-    assert raw.zrange(keys.card_events_key("c1"), 0, -1, withscores=True) == [
-        (card_block, keys.block_score(card_block))
-    ]
-    assert raw.zrange(keys.terminal_events_key("t1"), 0, -1, withscores=True) == [
-        (terminal_block, keys.block_score(terminal_block))
-    ]
+    card = keys.split_state(raw.get(keys.card_state_key("c1")), True)
+    assert raw.get(keys.card_state_key("c1")).startswith(
+        keys.encode_card_events([1_000, 2_000], [0.1, 2.5], [b"a", b"b"])
+    )
+    assert card.records == 1
+    assert card.ttl_set_at_ms > 0
+    terminal = raw.get(keys.terminal_state_key("t1"))
+    assert terminal.startswith(keys.encode_terminal_events([1_000, 3_000], [b"a", b"c"]))
+    assert terminal.endswith(keys.encode_marks([1_000], [1_000], [1], [b"a"]))
+    assert 0 < raw.pttl(keys.terminal_state_key("t1")) <= fs.TERMINAL_TTL_MS
+
+
+def test_the_backfill_writes_only_what_a_later_transaction_can_need(redis_client):
+    # GIVEN a history whose card and terminal rows span more than their horizons (31 / 38 days)
+    latest = 100 * DAY_MS
+    table = Transactions(
+        transaction_id=["too-old", "card-old", "kept", "last"],
+        timestamp=[latest - 40 * DAY_MS, latest - 35 * DAY_MS, latest - 20 * DAY_MS, latest],
+        card_id=["c1", "c1", "c1", "c1"],
+        terminal_id=["t1", "t1", "t1", "t1"],
+        amount=[1.0, 2.0, 3.0, 4.0],
+        label=[1, 1, 0, 0],
+        scenario=[2, 2, 0, 0],
+    )
+    backfill(redis_client, table)
+    state = entity_state(redis_client, card_id="c1", terminal_id="t1")
+    # THEN the card keeps 31 days, the terminal 38 (and only the frauds inside them)
+    assert [tid for _, _, tid in state["card"]] == ["kept", "last"]
+    assert [tid for _, tid in state["terminal"]] == ["card-old", "kept", "last"]
+    assert [tid for _, _, tid in state["frauds"]] == ["card-old"]

@@ -23,7 +23,8 @@ from contracts.features import (
     compute_dict,
 )
 from emulators.kinesis_events import KinesisRecord, kinesis_event, next_sequence_number
-from fraud_scorer.feature_store import entity_state
+from fraud_scorer import feature_store as fs
+from fraud_scorer.feature_store import dump_entity_state, entity_state
 
 NOW = (int(time.time()) // 60) * 60_000
 SHARD = "shardId-000000000001"
@@ -65,13 +66,11 @@ def env(scorer_env, monkeypatch):
 
 def remove_card_event(redis_client, card_id: str, transaction_id: str) -> None:
     """Rewrite the card's state without one event (as if its state write had been lost)."""
-    key = keys.card_events_key(card_id)
     kept = [e for e in entity_state(redis_client, card_id=card_id)["card"] if e[2] != transaction_id]
-    block = keys.encode_card_block(
+    record = keys.encode_card_events(
         [ts for ts, _, _ in kept], [amount for _, amount, _ in kept], [tid.encode() for _, _, tid in kept]
     )
-    redis_client.delete(key)
-    redis_client.zadd(key, {block: keys.block_score(block)})
+    redis_client.set(keys.card_state_key(card_id), record, keepttl=True)
 
 
 def stored_features(redis_client, tid: str) -> dict:
@@ -83,19 +82,19 @@ def rejected(redis_client) -> list[dict]:
 
 
 def state_dump(redis_client) -> dict:
-    """Every key's content, byte for byte (the entity blocks undecoded), and every key's TTL state."""
-    raw = redis.Redis.from_url(os.environ["REDIS_URL"])  # the test's server (the `env` fixture)
+    """Every key's content: documents, streams and series as stored, the entity state decoded (each
+    event and each effective fraud mark with its report time; a replayed label appends its mark
+    again, which changes no feature and is folded by the next compaction)."""
     out = {}
     for key in sorted(redis_client.keys("*")):
         kind = redis_client.type(key)
-        if kind == "zset":
-            out[key] = raw.zrange(key, 0, -1, withscores=True)
-        elif kind == "ReJSON-RL":
+        if kind == "ReJSON-RL":
             out[key] = redis_client.json().get(key)
         elif kind == "stream":
             out[key] = redis_client.xrange(key)
         elif kind == "TSDB-TYPE":
             out[key] = redis_client.execute_command("TS.RANGE", key, "-", "+")
+    out["entity state"] = dump_entity_state(redis_client, with_report_times=True)
     return out
 
 
@@ -171,7 +170,7 @@ def test_replays_duplicates_and_partial_retries_change_nothing(env, redis_client
     handler.reset_container_state()
     assert deliver(batch, lambda_context) == []
 
-    # THEN not one state member, document, sample or stream entry changed
+    # THEN not one state entry, document, sample or stream entry changed
     assert state_dump(redis_client) == before
 
 
@@ -248,12 +247,14 @@ def test_state_and_documents_expire(env, monkeypatch, redis_client, lambda_conte
     # WHEN
     assert deliver([txn("e", NOW, 1.0)], lambda_context) == []
 
-    # THEN every key has a TTL: the document's, and the entities' longest window + delay + a day
+    # THEN every key has a TTL: the document's, and the entities' longest window + delay + a day of
+    # margin + the day a TTL lasts before a write sets it again
     assert 3_500_000 < redis_client.pttl("txn:e") <= 3_600_000
-    margin = keys.ENTITY_TTL_MARGIN_MS
-    assert CARD_RETENTION_MS + margin - 60_000 < redis_client.pttl(keys.card_events_key("card-1"))
-    assert redis_client.pttl(keys.card_events_key("card-1")) <= CARD_RETENTION_MS + margin
-    assert redis_client.pttl(keys.terminal_events_key("term-1")) > TERMINAL_RETENTION_MS
+    day = keys.ENTITY_TTL_MARGIN_MS
+    assert CARD_RETENTION_MS + 2 * day == fs.CARD_TTL_MS
+    assert TERMINAL_RETENTION_MS + 2 * day == fs.TERMINAL_TTL_MS
+    assert fs.CARD_TTL_MS - 60_000 < redis_client.pttl(keys.card_state_key("card-1")) <= fs.CARD_TTL_MS
+    assert redis_client.pttl(keys.terminal_state_key("term-1")) > fs.TERMINAL_TTL_MS - 60_000
     assert all(
         redis_client.pttl(k) > 0 for k in redis_client.keys("card:*") + redis_client.keys("terminal:*")
     )
@@ -262,49 +263,26 @@ def test_state_and_documents_expire(env, monkeypatch, redis_client, lambda_conte
 def test_events_older_than_the_retention_are_trimmed(env, redis_client, lambda_context):
     old = NOW - CARD_RETENTION_MS - 3 * DAY_MS  # beyond the retention, its margin and the merge slack
     recent = NOW - DAY_MS
-    block = keys.encode_card_block([old, recent], [1.0, 2.0], [b"ancient", b"recent"])
-    redis_client.zadd(keys.card_events_key("card-1"), {block: keys.block_score(block)})
+    redis_client.set(
+        keys.card_state_key("card-1"),
+        keys.encode_card_events([old, recent], [1.0, 2.0], [b"ancient", b"recent"]),
+    )
     assert deliver([txn("fresh", NOW, 1.0)], lambda_context) == []
     assert [tid for _, _, tid in entity_state(redis_client, card_id="card-1")["card"]] == ["recent", "fresh"]
-    # one block holds the card's state again
-    assert redis_client.zcard(keys.card_events_key("card-1")) == 1
-
-
-def test_state_written_by_the_previous_encoding_is_read_and_merged(env, redis_client, lambda_context):
-    # GIVEN a card and a terminal stored as one text member per event (the scorer before blocks)
-    card, terminal = keys.card_events_key("card-1"), keys.terminal_events_key("term-1")
-    t1, t2 = NOW - 2 * DAY_MS, NOW - DAY_MS
-    redis_client.zadd(
-        card, {keys.card_member(t1, 10.0, "old-1"): t1, keys.card_member(t2, 20.5, "old-2"): t2}
-    )
-    redis_client.zadd(
-        terminal, {keys.terminal_member(t1, "old-1"): t1, keys.terminal_member(t2, "old-2"): t2}
-    )
-
-    # WHEN a new transaction comes
-    assert deliver([txn("new", NOW, 30.0)], lambda_context) == []
-
-    # THEN its vector saw the old events, and they now live in one block with the new one
-    features = stored_features(redis_client, "new")
-    assert features["CUSTOMER_ID_NB_TX_7DAY_WINDOW"] == 3
-    assert features["CUSTOMER_ID_AVG_AMOUNT_7DAY_WINDOW"] == (10.0 + 20.5 + 30.0) / 3
-    assert redis_client.zcard(card) == redis_client.zcard(terminal) == 1
-    assert entity_state(redis_client, card_id="card-1", terminal_id="term-1") == {
-        "card": [(t1, 10.0, "old-1"), (t2, 20.5, "old-2"), (NOW, 30.0, "new")],
-        "terminal": [(t1, "old-1"), (t2, "old-2"), (NOW, "new")],
-        "frauds": [],
-    }
+    # compacted: one events record holds the card's state again
+    raw = redis.Redis.from_url(os.environ["REDIS_URL"])
+    assert keys.split_state(raw.get(keys.card_state_key("card-1")), True).records == 1
 
 
 def test_entity_keys_are_hash_tagged_by_the_entity(env, redis_client, lambda_context):
     assert deliver([txn("k", NOW, 1.0, card="c:1.x", terminal="T-9")], lambda_context) == []
     assert sorted(redis_client.keys("card:*") + redis_client.keys("terminal:*")) == [
-        "card:{c:1.x}:events",
-        "terminal:{T-9}:events",
+        "card:{c:1.x}:state",
+        "terminal:{T-9}:state",
     ]
-    # a terminal's keys (events, frauds) share one Redis Cluster slot: the same hash tag
-    assert key_slot(keys.terminal_frauds_key("T-9").encode()) == key_slot(b"terminal:{T-9}:events")
-    assert key_slot(keys.card_events_key("c:1.x").encode()) == key_slot(b"c:1.x")
+    # one key per entity, in the slot of its hash tag (the entity's id)
+    assert key_slot(keys.terminal_state_key("T-9").encode()) == key_slot(b"T-9")
+    assert key_slot(keys.card_state_key("c:1.x").encode()) == key_slot(b"c:1.x")
 
 
 def test_bad_entity_ids_are_rejected_not_turned_into_keys(env, redis_client, lambda_context):
