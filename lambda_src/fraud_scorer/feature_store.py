@@ -470,6 +470,8 @@ def _decode(value: bytes | None, card: bool) -> _Snapshot:
     parts = records.ids
     joined = parts[0] if len(parts) == 1 else b"\n".join(parts)
     ids: tuple[bytes, ...] = tuple(joined.split(b"\n")) if parts else ()
+    if len(ids) != len(ts):
+        raise keys.CorruptStateError(f"{len(ts)} event times but {len(ids)} transaction ids")
     if not records.in_order:
         columns, kept = _normalize([ts, amounts] if card else [ts], list(ids))
         ts, ids = array("q", columns[0]), tuple(kept)

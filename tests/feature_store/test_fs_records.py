@@ -5,6 +5,8 @@ leaves the connection usable; a corrupt value is refused with a clear error."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import redis
 
@@ -206,7 +208,8 @@ def test_writers_racing_on_a_terminal_lose_nothing(redis_client, redis_url, monk
     assert entity_state(redis_client, terminal_id="t1")["terminal"] == expected
     assert records(redis_url, terminal, card=False) == 3
 
-    # AND a writer that read before others APPENDED (no compaction between) keeps what they added
+    # AND a compaction whose read predates another one (of a value that was already compacted: the
+    # nonce changed) is refused too, and appends instead
     snapshot = _read_as(redis_client, [ev("d1", T + 3, card="d")])
     _write_as(redis_client, _read_as(redis_client, [ev("e1", T + 4, card="e")]), [ev("e1", T + 4, card="e")])
     _write_as(redis_client, snapshot, [ev("d1", T + 3, card="d")])
@@ -259,3 +262,45 @@ def test_a_corrupt_value_fails_the_read_with_its_key(redis_client):
     redis_client.set(keys.card_state_key("c1"), b"\x03garbage")
     with pytest.raises(keys.CorruptStateError, match=r"card:\{c1\}:state: truncated"):
         fs.read_state(redis_client, [ev("a", T)])
+    # (an id list that does not match its times is refused too, whatever split it would give)
+    redis_client.set(
+        keys.card_state_key("c1"), keys.encode_card_events([T, T + 1], [1.0, 2.0], [b"a\nb\nc", b"d"])
+    )
+    with pytest.raises(keys.CorruptStateError, match=r"card:\{c1\}:state: 2 event times but 4"):
+        fs.read_state(redis_client, [ev("a", T)])
+
+
+def test_concurrent_writers_with_frequent_compactions_lose_no_event(redis_url, monkeypatch):
+    # GIVEN four writers (own connections, own snapshots, as four shards' containers) adding events to
+    # one terminal, each reading the value and writing right after, so that their reads and writes
+    # interleave in Redis; a compaction every third record
+    monkeypatch.setattr(fs, "MAX_RECORDS", 3)
+    key = keys.terminal_state_key("t1")
+    writers, per_writer = 4, 60
+    compactions = []
+
+    def write(tag: int) -> None:
+        with redis.Redis.from_url(redis_url) as client:
+            wire = fs._Wire.of(client)
+            for i in range(per_writer):
+                value = wire.run([(b"GET", key.encode())])[0]
+                event = (f"w{tag}-{i:03d}", T + i * writers + tag, f"card-{tag}", "t1", 1.0)
+                commands, _, _ = fs._write_commands([event], {key: fs._decode(value, False)})
+                replies = wire.run(commands)
+                compactions.extend(r for c, r in zip(commands, replies, strict=True) if c[0] == b"EVAL")
+
+    # WHEN they run at once
+    threads = [threading.Thread(target=write, args=(tag,)) for tag in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # THEN every event is there once, compactions happened, and some were refused (stale reads)
+    with redis.Redis.from_url(redis_url) as client:
+        stored = entity_state(client, terminal_id="t1")["terminal"]
+    assert sorted(tid for _, tid in stored) == sorted(
+        f"w{t}-{i:03d}" for t in range(writers) for i in range(per_writer)
+    )
+    assert compactions.count(1) > 0  # (≈ 65 of ≈ 150 here)
+    assert compactions.count(0) > 0  # (≈ 70-90 here: the stale path is exercised, not just possible)
