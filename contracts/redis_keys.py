@@ -217,28 +217,13 @@ def card_member(timestamp_ms: int, amount: float, transaction_id: str) -> str:
     return f"{timestamp_ms}:{amount!r}:{transaction_id}"
 
 
-def parse_card_member(member: str) -> tuple[int, float, str]:
-    ts, amount, transaction_id = member.split(":", 2)
-    return int(ts), float(amount), transaction_id
-
-
 def terminal_member(timestamp_ms: int, transaction_id: str) -> str:
     return f"{timestamp_ms}:{transaction_id}"
-
-
-def parse_terminal_member(member: str) -> tuple[int, str]:
-    ts, transaction_id = member.split(":", 1)
-    return int(ts), transaction_id
 
 
 def fraud_member(timestamp_ms: int, reported_at_ms: int, transaction_id: str) -> str:
     """A reported fraud: the transaction's event time, when the fraud was reported, its id."""
     return f"{timestamp_ms}:{reported_at_ms}:{transaction_id}"
-
-
-def parse_fraud_member(member: str) -> tuple[int, int, str]:
-    ts, reported_at, transaction_id = member.split(":", 2)
-    return int(ts), int(reported_at), transaction_id
 
 
 @dataclass(frozen=True)

@@ -269,27 +269,10 @@ def _compiled(names: tuple[str, ...]) -> Callable[..., list[int | float]]:
         lines.append("    frauds = terminal.fraud_positions(t) if terminal.frauds else ()")
     values = []
     for source, feature, i in steps:
-        aggregation = feature.aggregation
-        if source == 0:
-            values.append(
-                {"amount": "amount", "is_weekend": "is_weekend(t)", "is_night": "is_night(t)"}[aggregation]
-            )
-        elif source == 1 and aggregation == "count":
-            values.append(f"cn{i}")
-        elif source == 1 and aggregation == "sum_amount":
-            values.append(f"cs{i}")
-        elif source == 1 and aggregation == "mean_amount":
-            values.append(f"cm{i}")
-        elif source == 1 and aggregation == "amount_to_mean":
-            values.append(f"(amount / cm{i} if cm{i} else 1.0)")
-        elif source == 1 and aggregation == "seconds_since_previous":
-            values.append(f"((t - cts[ch{i} - 1]) / 1000 if ch{i} > cl{i} else {feature.window_ms / 1000!r})")
-        elif source == 2 and aggregation == "count":
-            values.append(f"kn{i}")
-        elif source == 2 and aggregation == "fraud_share":
-            values.append(f"(sum(1 for j in frauds if kl{i} <= j < kh{i}) / kn{i} if kn{i} else 0.0)")
-        else:  # pragma: no cover - contracts.features refuses these combinations
-            raise ValueError(f"no fast rule for {feature.name} ({feature.entity}/{aggregation})")
+        template = _VALUE_EXPRESSIONS.get((source, feature.aggregation))
+        if template is None:  # pragma: no cover - contracts.features refuses these combinations
+            raise ValueError(f"no fast rule for {feature.name} ({feature.entity}/{feature.aggregation})")
+        values.append(template.format(i=i, window_s=feature.window_ms / 1000))
     lines.append(f"    return [{', '.join(values)}]")
     namespace = {
         "_locate": _locate,
@@ -302,6 +285,22 @@ def _compiled(names: tuple[str, ...]) -> Callable[..., list[int | float]]:
     return namespace["vector"]
 
 
+# Each feature's value in the generated function, by (source: 0 transaction / 1 card / 2 terminal,
+# aggregation); `{i}` is the index of its window among the entity's (`_plan`), whose count, sum, mean,
+# bounds and times `_compiled` names `cn{i}`, `cs{i}`, `cm{i}`, `cl{i}`/`ch{i}`, `cts` (card) and
+# `kn{i}`, `kl{i}`/`kh{i}` (terminal).
+_VALUE_EXPRESSIONS = {
+    (0, "amount"): "amount",
+    (0, "is_weekend"): "is_weekend(t)",
+    (0, "is_night"): "is_night(t)",
+    (1, "count"): "cn{i}",
+    (1, "sum_amount"): "cs{i}",
+    (1, "mean_amount"): "cm{i}",
+    (1, "amount_to_mean"): "(amount / cm{i} if cm{i} else 1.0)",
+    (1, "seconds_since_previous"): "((t - cts[ch{i} - 1]) / 1000 if ch{i} > cl{i} else {window_s!r})",
+    (2, "count"): "kn{i}",
+    (2, "fraud_share"): "(sum(1 for j in frauds if kl{i} <= j < kh{i}) / kn{i} if kn{i} else 0.0)",
+}
 _SUMMED = {"sum_amount", "mean_amount", "amount_to_mean"}
 
 
