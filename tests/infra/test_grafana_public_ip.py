@@ -12,7 +12,15 @@ from stacks.grafana import GRAFANA_PORT
 from tests.grafana.provisioning_env import referenced_variables
 from tests.infra import test_security_and_teardown as security
 from tests.infra.synth import Synth, synth
-from tests.infra.test_grafana_service import environment, grafana_container, resources, subnet_ids, warnings
+from tests.infra.test_grafana_service import (
+    assert_redis_admits_grafana,
+    environment,
+    grafana_container,
+    grafana_service,
+    resources,
+    subnet_ids,
+    warnings,
+)
 
 ALLOWED_CIDR = "203.0.113.7/32"
 
@@ -20,20 +28,6 @@ ALLOWED_CIDR = "203.0.113.7/32"
 @pytest.fixture(scope="session")
 def public_ip_synth() -> Synth:
     return synth({"costPreset": "lean", "grafanaAllowedCidr": ALLOWED_CIDR})
-
-
-def grafana_service(s: Synth) -> dict:
-    task_ids = [
-        i
-        for i, task in resources(s, "AWS::ECS::TaskDefinition").items()
-        if any(c["Name"] == "grafana" for c in task["Properties"]["ContainerDefinitions"])
-    ]
-    (service,) = [
-        r["Properties"]
-        for r in resources(s, "AWS::ECS::Service").values()
-        if r["Properties"]["TaskDefinition"] in [{"Ref": i} for i in task_ids]
-    ]
-    return service
 
 
 def test_one_task_with_a_public_ip_in_a_public_subnet_and_no_load_balancer(public_ip_synth):
@@ -78,13 +72,7 @@ def test_plain_http_settings_and_redis_inside_the_vpc(public_ip_synth):
     assert not [name for name in env if "PASSWORD" in name or "SECRET" in name]
     assert container["PortMappings"] == [{"ContainerPort": GRAFANA_PORT, "Protocol": "tcp"}]
     # The self-hosted Redis admits Grafana's tasks (they reach it over the VPC, not the internet).
-    (group,) = grafana_service(public_ip_synth)["NetworkConfiguration"]["AwsvpcConfiguration"][
-        "SecurityGroups"
-    ]
-    public_ip_synth.template.has_resource_properties(
-        "AWS::EC2::SecurityGroupIngress",
-        {"FromPort": 6379, "ToPort": 6379, "SourceSecurityGroupId": group},
-    )
+    assert_redis_admits_grafana(public_ip_synth)
 
 
 def test_plain_http_is_said_at_synth_with_the_way_to_https(public_ip_synth):

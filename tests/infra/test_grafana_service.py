@@ -48,12 +48,26 @@ def environment(s: Synth) -> dict[str, object]:
 
 
 def grafana_service(s: Synth) -> dict:
+    """The ECS service running the grafana container (with or without a load balancer)."""
+    task_ids = [
+        i
+        for i, task in resources(s, "AWS::ECS::TaskDefinition").items()
+        if any(c["Name"] == "grafana" for c in task["Properties"]["ContainerDefinitions"])
+    ]
     (service,) = [
         r["Properties"]
         for r in resources(s, "AWS::ECS::Service").values()
-        if any(lb["ContainerName"] == "grafana" for lb in r["Properties"].get("LoadBalancers", []))
+        if r["Properties"]["TaskDefinition"] in [{"Ref": i} for i in task_ids]
     ]
     return service
+
+
+def assert_redis_admits_grafana(s: Synth) -> None:
+    """The self-hosted Redis's security group admits Grafana's tasks on Redis's port."""
+    (group,) = grafana_service(s)["NetworkConfiguration"]["AwsvpcConfiguration"]["SecurityGroups"]
+    s.template.has_resource_properties(
+        "AWS::EC2::SecurityGroupIngress", {"FromPort": 6379, "ToPort": 6379, "SourceSecurityGroupId": group}
+    )
 
 
 def load_balancer(s: Synth) -> tuple[str, dict]:
@@ -133,13 +147,7 @@ def test_self_hosted_redis_is_reached_inside_the_vpc_without_tls(default_synth):
 
 
 def test_redis_security_group_admits_grafana(default_synth):
-    (grafana_group,) = grafana_service(default_synth)["NetworkConfiguration"]["AwsvpcConfiguration"][
-        "SecurityGroups"
-    ]
-    default_synth.template.has_resource_properties(
-        "AWS::EC2::SecurityGroupIngress",
-        {"FromPort": 6379, "ToPort": 6379, "SourceSecurityGroupId": grafana_group},
-    )
+    assert_redis_admits_grafana(default_synth)
 
 
 def test_external_redis_is_reached_over_tls_from_public_subnets(external_synth):
