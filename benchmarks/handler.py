@@ -48,10 +48,10 @@ TARGET_RATIO = 40
 TARGET_ROUND_TRIP_MS = 10
 TARGET_SERVER_US = 100
 TARGET_BACKFILL_RATE = 50_000
-WORLD = SimulationConfig(customers=2_000, terminals=4_000, days=50, seed=11)
+WORLD = SimulationConfig(customers=2_000, terminals=4_000, days=58, seed=11)
 HISTORY_DAYS = 38
 SERVER_TIME_RECORDS = 2_000
-ROUND_TRIP_BATCHES = 40
+ROUND_TRIP_BATCHES = 100
 
 
 def _fraud_probability(rows):
@@ -408,7 +408,7 @@ def _feature_round_trips(
 ) -> tuple[list[float], list[float], list[float]]:
     """Milliseconds for one batch's feature state work against Redis, on the world's next transactions
     (full windows, as in the handler): the read of every card's and terminal's state, then the state
-    write, each sent as the scorer sends them (`feature_store._Wire`: one write of the packed
+    write, each sent as the scorer sends them (`redis_wire.Wire`: one write of the packed
     commands, the replies taken as they come) — the Redis round-trip time, from the first byte sent
     to the last reply parsed. The second list adds packing the commands (RESP, client CPU before
     the first byte leaves); the third all the client's work between and around them: building the
@@ -416,10 +416,11 @@ def _feature_round_trips(
     import redis
 
     from fraud_scorer import feature_store as fs
+    from fraud_scorer import redis_wire
 
     round_trips, with_packing, with_client = [], [], []
     with redis.Redis.from_url(url) as client:
-        wire = fs._Wire.of(client)
+        wire = redis_wire.Wire.of(client)
         origin = fs._origin(client)
         for _ in range(batches):
             events = [
@@ -431,14 +432,14 @@ def _feature_round_trips(
             rows = [(e.transaction_id, e.timestamp_ms, e.card_id, e.terminal_id, e.amount) for e in events]
             started = time.perf_counter()
             cards, terminals, reads = fs._read_commands(events, one_command=True)
-            packed = b"".join(map(fs._pack, reads))
+            packed = b"".join(map(redis_wire.pack, reads))
             read_start = time.perf_counter()
             replies = wire.run_packed(packed, len(reads))
             read_done = time.perf_counter()
             fs._parse_state(cards, terminals, replies[0], origin)
             writes, _, _ = fs._write_commands(rows, fs._last_read["entities"])
             pack_start = time.perf_counter()
-            packed = b"".join(map(fs._pack, writes))
+            packed = b"".join(map(redis_wire.pack, writes))
             write_start = time.perf_counter()
             wire.run_packed(packed, len(writes))
             done = time.perf_counter()

@@ -198,6 +198,14 @@ class Scorer:
         result.read_ms = (time.perf_counter() - clock) * 1000
         plan = self._plan(decoded, read, events)
         scored = self._score(plan, result)
+        # The state write depends only on which transactions get stored: all of them unless a
+        # document write fails. Build it for that case while Redis stores the documents (the
+        # client would only wait); round trip 3 sends it if it still applies.
+        expected_state = [events[txn_id] for txn_id, t in plan.firsts.items() if t.behavioural]
+        prepared: dict[str, feature_store.PreparedStateWrite] = {}
+
+        def prepare_state_write() -> None:
+            prepared["write"] = feature_store.prepare_state_writes(expected_state)
 
         # Round trip 2: documents (the NX gate) and everything kept aside.
         kept_aside = rejections + plan.conflicts + plan.unknown_labels
@@ -209,6 +217,7 @@ class Scorer:
                     kept_aside,
                     processing_ms=(time.perf_counter() - started) * 1000,
                     rejected_at_ms=int(time.time() * 1000),
+                    while_waiting=prepare_state_write if expected_state else None,
                 )
             )
         except RedisError as exc:
@@ -256,6 +265,7 @@ class Scorer:
                     ],
                     stored,
                     sorted(present - {item.transaction.transaction_id for item in stored}),
+                    prepared.get("write"),
                 )
             )
         except RedisError as exc:

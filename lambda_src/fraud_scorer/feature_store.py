@@ -20,7 +20,7 @@ Why this shape:
   vector is computed with bisection over the sorted event times and `math.fsum` over list slices
   (`BatchState.vector`), equal to `contracts.features.compute_vector`
   (tests/feature_store/test_fs_fast_vector.py proves it). The commands are packed here and sent in
-  one round trip each way (`_Wire`), not through redis-py's pipeline, whose per-command Python cost
+  one round trip each way (`redis_wire.Wire`), not through redis-py's pipeline, whose per-command Python cost
   (7–11 µs) was most of the budget; a client without a plain connection pool (e.g. `RedisCluster`)
   sends one `GET` per entity through its own pipeline instead.
 - *Exact*: the whole window is kept (no capped query, no pre-aggregated buckets).
@@ -66,7 +66,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-import hiredis
 import redis
 
 from contracts import redis_keys as keys
@@ -78,6 +77,7 @@ from contracts.features import (
     is_night,
     is_weekend,
 )
+from fraud_scorer.redis_wire import Wire, pack
 
 # What a write keeps: events younger than the longest window + delay, with a margin for cross-shard
 # lag and retried batches (they never find an event they need trimmed away).
@@ -143,13 +143,66 @@ def _locate(
     return p, False
 
 
+class LazyIds:
+    """A window's transaction ids (ASCII bytes) in event order, as read: one `\n`-joined blob, split
+    into objects only when an id is looked at (a same-millisecond tie, a fraud mark, a compaction).
+    Most entities of a batch never are, and splitting every id of every window was ~30% of the
+    time spent decoding a batch's state. Appending (a new event after all the others, the usual case)
+    does not split either. Otherwise it behaves as the list it stands for."""
+
+    __slots__ = ("_blob", "_items", "_size", "_tail")
+
+    def __init__(self, blob: bytes, size: int) -> None:
+        self._blob = blob  # `size` ids joined by b"\n" (b"" when size is 0)
+        self._size = size
+        self._items: list[bytes] | None = None
+        self._tail: list[bytes] = []  # appended before anything was split
+
+    def _list(self) -> list[bytes]:
+        items = self._items
+        if items is None:
+            items = self._blob.split(b"\n") if self._size else []
+            items += self._tail
+            self._items, self._tail = items, []
+        return items
+
+    def copy(self) -> LazyIds:
+        twin = LazyIds(self._blob, self._size)
+        if self._items is not None:
+            twin._items = list(self._items)
+        else:
+            twin._tail = list(self._tail)
+        return twin
+
+    def insert(self, position: int, transaction_id: bytes) -> None:
+        if self._items is None and position == self._size + len(self._tail):
+            self._tail.append(transaction_id)
+        else:
+            self._list().insert(position, transaction_id)
+
+    def index(self, transaction_id: bytes) -> int:
+        return self._list().index(transaction_id)
+
+    def __getitem__(self, position: Any) -> Any:
+        return self._list()[position]
+
+    def __len__(self) -> int:
+        return len(self._items) if self._items is not None else self._size + len(self._tail)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._list())
+
+
 class CardWindow:
     """A card's events sorted by (event time, transaction id), as parallel lists (ids as ASCII bytes)."""
 
     __slots__ = ("amounts", "ids", "ts")
 
     def __init__(
-        self, ts: list[int] | None = None, amounts: list[float] | None = None, ids: list[bytes] | None = None
+        self,
+        ts: Any = None,
+        amounts: Any = None,
+        ids: list[bytes] | LazyIds | None = None,
     ) -> None:
         self.ts = ts if ts is not None else []
         self.amounts = amounts if amounts is not None else []
@@ -176,8 +229,8 @@ class TerminalWindow:
 
     def __init__(
         self,
-        ts: list[int] | None = None,
-        ids: list[bytes] | None = None,
+        ts: Any = None,
+        ids: list[bytes] | LazyIds | None = None,
         frauds: dict[str, int] | None = None,
     ) -> None:
         self.ts = ts if ts is not None else []
@@ -332,86 +385,9 @@ class BatchState:
         self.terminals[event.terminal_id].add(event)
 
 
-# --- the wire: the feature store's commands in one round trip -----------------------------------------
-
-
-class _Wire:
-    """Sends a list of commands on one pooled connection in one write and reads their replies, raw
-    (`bytes`, whatever the client's `decode_responses`). redis-py's pipeline spends 7–11 µs of Python
-    per command packing it and dispatching its reply through callbacks; this spends ~1–2 µs, and the
-    feature store sends ~2,500 commands per 500-record batch. The connection's own retry policy
-    applies (every command here is a read or idempotent); any error disconnects the connection, so a
-    half-read reply stream is never reused."""
-
-    def __init__(self, pool: redis.ConnectionPool) -> None:
-        self.pool = pool
-
-    @staticmethod
-    def of(target: Any) -> _Wire | None:
-        """For a `redis.Redis` or its pipeline; None for anything else (e.g. `RedisCluster`, which
-        routes per slot): those get the same commands through their own pipeline."""
-        pool = getattr(target, "connection_pool", None)
-        return _Wire(pool) if isinstance(pool, redis.ConnectionPool) else None
-
-    def run(self, commands: Sequence[tuple[bytes, ...]]) -> list[Any]:
-        if not commands:
-            return []
-        return self.run_packed(b"".join(map(_pack, commands)), len(commands))
-
-    def run_packed(self, payload: bytes, count: int) -> list[Any]:
-        """`count` commands already packed into `payload`: the round trip itself."""
-        conn = self.pool.get_connection()
-        try:
-            retry = getattr(conn, "retry", None)
-            if retry is None:
-                return self._exchange(conn, payload, count)
-            return retry.call_with_retry(
-                lambda: self._exchange(conn, payload, count), lambda _error: conn.disconnect()
-            )
-        except BaseException:
-            conn.disconnect()
-            raise
-        finally:
-            self.pool.release(conn)
-
-    @staticmethod
-    def _exchange(conn: Any, payload: bytes, count: int) -> list[Any]:
-        conn.send_packed_command([payload])
-        parser = getattr(conn, "_parser", None)
-        reader = getattr(parser, "_reader", None)
-        if _NOT_ENOUGH_DATA is None or reader is None or not hasattr(parser, "read_from_socket"):
-            read = conn.read_response  # the pure-Python parser: its own loop
-            return [read(disable_decoding=True) for _ in range(count)]
-        # hiredis: take the replies straight from its reader (redis-py's read_response adds ~2 µs of
-        # Python per reply); an error reply is raised, after which the connection is dropped.
-        out: list[Any] = []
-        gets, fill = reader.gets, parser.read_from_socket
-        while len(out) < count:
-            reply = gets(False)
-            if reply is _NOT_ENOUGH_DATA:
-                fill()
-            elif isinstance(reply, Exception):
-                raise reply
-            else:
-                out.append(reply)
-        return out
-
-
-# What redis-py's hiredis reader returns while a reply is incomplete (None: not that parser).
-try:
-    from redis._parsers.hiredis import NOT_ENOUGH_DATA as _NOT_ENOUGH_DATA
-except ImportError:  # pragma: no cover - another redis-py layout
-    _NOT_ENOUGH_DATA = None
-
-
-def _pack(command: tuple[bytes, ...]) -> bytes:
-    """One command in RESP: hiredis's own packer (C, ~1 µs; redis-py's Python packer takes ~3 µs)."""
-    return hiredis.pack_command(command)
-
-
 def _execute(target: Any, commands: Sequence[tuple[bytes, ...]]) -> list[Any]:
     """Run `commands` now, on the wire or (cluster clients) through a pipeline of the target's client."""
-    wire = _Wire.of(target)
+    wire = Wire.of(target)
     if wire is not None:
         return wire.run(commands)
     pipe = target.pipeline(transaction=False)
@@ -431,7 +407,7 @@ class _Snapshot(NamedTuple):
     ttl_set_at_ms: int  # when a writer last set the key's TTL (wall clock), 0 if never recorded
     ts: array  # int64 event times, sorted
     amounts: array | tuple  # float64 (a card's), () for a terminal
-    ids: tuple[bytes, ...]
+    ids: LazyIds | tuple[bytes, ...]
     marks: dict[bytes, tuple[int, int]]  # a terminal's frauds: id -> (event time, reported at)
 
 
@@ -468,11 +444,12 @@ def _decode(value: bytes | None, card: bool) -> _Snapshot:
     ts, amounts = records.ts, records.amounts if card else ()
     parts = records.ids
     joined = parts[0] if len(parts) == 1 else b"\n".join(parts)
-    ids: tuple[bytes, ...] = tuple(joined.split(b"\n")) if parts else ()
-    if len(ids) != len(ts):
-        raise keys.CorruptStateError(f"{len(ts)} event times but {len(ids)} transaction ids")
+    count = joined.count(b"\n") + 1 if parts else 0  # counted in C, not split
+    if count != len(ts):
+        raise keys.CorruptStateError(f"{len(ts)} event times but {count} transaction ids")
+    ids: LazyIds | tuple[bytes, ...] = LazyIds(joined, count)
     if not records.in_order:
-        columns, kept = _normalize([ts, amounts] if card else [ts], list(ids))
+        columns, kept = _normalize([ts, amounts] if card else [ts], joined.split(b"\n"))
         ts, ids = array("q", columns[0]), tuple(kept)
         amounts = array("d", columns[1]) if card else ()
     marks: dict[bytes, tuple[int, int]] = {}
@@ -527,11 +504,11 @@ def _values(replies: Iterator[Any], count: int, one_command: bool) -> list[Any]:
 def queue_state_reads(pipe: Any, events: Sequence[StateEvent]) -> Callable[[Iterator[Any]], BatchState]:
     """Read every card's and terminal's state the events need and return the function that gives the
     batch's state. On a `redis.Redis` or its pipeline the read goes out NOW, in its own round trip
-    (`_Wire`), and the returned function ignores its argument; on other clients (e.g. a cluster
+    (`redis_wire.Wire`), and the returned function ignores its argument; on other clients (e.g. a cluster
     pipeline) one GET per key is queued on `pipe` and the function parses their replies, consumed in
     order from an iterator."""
     origin = _origin(pipe)
-    wire = _Wire.of(pipe)
+    wire = Wire.of(pipe)
     cards, terminals, commands = _read_commands(events, one_command=wire is not None)
     count = len(cards) + len(terminals)
     if wire is not None:
@@ -550,7 +527,7 @@ def read_with_state(
     without a wire (e.g. a cluster client): the caller queues on its pipeline and uses
     `queue_state_reads`. An error reply raises (a `redis.RedisError`), as the pipeline's `execute()`
     did."""
-    wire = _Wire.of(target)
+    wire = Wire.of(target)
     if wire is None:
         return None
     cards, terminals, reads = _read_commands(events, one_command=True)
@@ -558,6 +535,11 @@ def read_with_state(
     n = len(commands)
     values = _values(iter(replies[n:]), len(cards) + len(terminals), True)
     return replies[:n], _parse_state(cards, terminals, values, _origin(target))
+
+
+def _window_ids(ids: LazyIds | tuple[bytes, ...]) -> LazyIds | list[bytes]:
+    """The window's own copy of a snapshot's ids (the window inserts; the snapshot stays as read)."""
+    return ids.copy() if isinstance(ids, LazyIds) else list(ids)
 
 
 def _parse_state(cards: list[str], terminals: list[str], values: list[Any], origin: Any) -> BatchState:
@@ -569,13 +551,13 @@ def _parse_state(cards: list[str], terminals: list[str], values: list[Any], orig
             key = keys.card_state_key(card_id)
             snapshot = snapshots[key] = _decode(value, True)
             # copies: the snapshot stays as read
-            card_windows[card_id] = CardWindow(snapshot.ts[:], snapshot.amounts[:], list(snapshot.ids))
+            card_windows[card_id] = CardWindow(snapshot.ts[:], snapshot.amounts[:], _window_ids(snapshot.ids))
         terminal_windows: dict[str, TerminalWindow] = {}
         for terminal_id, value in zip(terminals, values[len(cards) :], strict=True):
             key = keys.terminal_state_key(terminal_id)
             snapshot = snapshots[key] = _decode(value, False)
             frauds = {tid.decode(): reported_at for tid, (_, reported_at) in snapshot.marks.items()}
-            terminal_windows[terminal_id] = TerminalWindow(snapshot.ts[:], list(snapshot.ids), frauds)
+            terminal_windows[terminal_id] = TerminalWindow(snapshot.ts[:], _window_ids(snapshot.ids), frauds)
     except keys.CorruptStateError as error:
         raise keys.CorruptStateError(f"{key}: {error}") from None
     _last_read["origin"], _last_read["entities"] = origin, snapshots
@@ -590,7 +572,7 @@ def _parse_state(cards: list[str], terminals: list[str], values: list[Any], orig
 # COMPACT_SLACK_MS older than the cut-off. Fewer records make reads cheaper (each is decoded and
 # merged); rarer compactions make writes cheaper (a compaction sends and Redis copies the whole value).
 # So an event stays at most CARD/TERMINAL_HORIZON_MS + COMPACT_SLACK_MS past the entity's latest events.
-MAX_RECORDS = 6
+MAX_RECORDS = 12  # against 6: fewer compactions, cheaper writes, reads no slower (docs/performance.md)
 COMPACT_SLACK_MS = keys.ENTITY_TTL_MARGIN_MS
 
 
@@ -733,20 +715,65 @@ def _write_commands(
     return commands, len(by_card), len(by_terminal)
 
 
-def queue_state_writes(pipe: Any, events: Iterable[StateEvent]) -> tuple[int, int]:
+@dataclass(frozen=True)
+class PreparedStateWrite:
+    """A state write built ahead of time from the latest read (`prepare_state_writes`): the scorer
+    builds it while its model calls are in flight, when the client is otherwise idle.
+    `queue_state_writes` sends it only for the very same events after that very read; anything else
+    (a document not stored, a reconnect) is built again."""
+
+    origin: Any
+    snapshots: Mapping[str, _Snapshot]
+    events: tuple[StateEvent, ...]
+    commands: list[tuple[bytes, ...]]
+    payload: bytes  # `commands` packed (RESP)
+    cards: int
+    terminals: int
+
+
+def prepare_state_writes(events: Sequence[StateEvent]) -> PreparedStateWrite:
+    """The write `queue_state_writes(pipe, events)` would send after the latest read, built now."""
+    snapshots = _last_read["entities"]
+    commands, cards, terminals = _write_commands(
+        ((e.transaction_id, e.timestamp_ms, e.card_id, e.terminal_id, e.amount) for e in events), snapshots
+    )
+    payload = b"".join(map(pack, commands))
+    return PreparedStateWrite(
+        _last_read["origin"], snapshots, tuple(events), commands, payload, cards, terminals
+    )
+
+
+def queue_state_writes(
+    pipe: Any, events: Sequence[StateEvent], prepared: PreparedStateWrite | None = None
+) -> tuple[int, int]:
     """Add `events` to their cards' and terminals' state. Idempotent. On a `redis.Redis` or its
-    pipeline the writes go out NOW in their own round trip (`_Wire`; raises `redis.RedisError` if one
+    pipeline the writes go out NOW in their own round trip (`Wire`; raises `redis.RedisError` if one
     failed); on other clients they are queued on `pipe`. Uses what the latest read of the same client
     found (`queue_state_reads`): only events it did not find are written (`_entity_commands`). An
     entity that read did not cover (another client, e.g. after a reconnect) gets a record of all its
-    events: correct (readers de-duplicate), folded by its next compaction. Returns (cards, terminals)
+    events: correct (readers de-duplicate), folded by its next compaction. `prepared`: that write
+    built earlier, used if it is for the same events, read and client. Returns (cards, terminals)
     touched."""
     origin = _origin(pipe)
+    wire = Wire.of(pipe)
+    if (
+        prepared is not None
+        and origin is not None
+        and prepared.origin is origin
+        and prepared.snapshots is _last_read["entities"]
+        and prepared.events == tuple(events)
+    ):
+        if wire is not None:
+            if prepared.commands:
+                wire.run_packed(prepared.payload, len(prepared.commands))
+        else:
+            for command in prepared.commands:
+                pipe.execute_command(*command, NEVER_DECODE=True)
+        return prepared.cards, prepared.terminals
     snapshots = _last_read["entities"] if origin is not None and _last_read["origin"] is origin else None
     commands, cards, terminals = _write_commands(
         ((e.transaction_id, e.timestamp_ms, e.card_id, e.terminal_id, e.amount) for e in events), snapshots
     )
-    wire = _Wire.of(pipe)
     if wire is not None:
         wire.run(commands)
     else:

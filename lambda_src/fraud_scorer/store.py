@@ -25,7 +25,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import orjson
@@ -38,6 +38,7 @@ from contracts.features import MODEL_FEATURES, SPEC_VERSION
 from contracts.verdicts import VERDICTS
 from fraud_scorer import feature_store, schema
 from fraud_scorer.events import Rejection, Transaction
+from fraud_scorer.redis_wire import Wire
 
 # A document write's outcome: stored now, already stored with the same content, or with other content.
 STORED, ALREADY_STORED, CONFLICT = 1, 0, -1
@@ -308,13 +309,19 @@ class TransactionStore:
         *,
         processing_ms: float,
         rejected_at_ms: int,
+        while_waiting: Callable[[], None] | None = None,
     ) -> DocumentOutcome:
+        """Store the scored documents (NX: a document already there is compared, not overwritten) and
+        keep the rejections aside. `while_waiting` runs while Redis executes the writes (the scorer
+        builds its state write then): at least once, again if the writes are sent again."""
         if not self._ready:
             self.bootstrap(client)
-        written = self._write_once(client, scored, rejections, processing_ms, rejected_at_ms)
+        written = self._write_once(client, scored, rejections, processing_ms, rejected_at_ms, while_waiting)
         if _lost_scripts(written):
             self.bootstrap(client)
-            written = self._write_once(client, scored, rejections, processing_ms, rejected_at_ms)
+            written = self._write_once(
+                client, scored, rejections, processing_ms, rejected_at_ms, while_waiting
+            )
         documents, rejection_results, samples_refused = written
         transactions: list[int | Exception] = []
         raced: list[int] = []  # NX refused: stored meanwhile, compare the content
@@ -345,13 +352,16 @@ class TransactionStore:
         rejections: Sequence[Rejection],
         processing_ms: float,
         rejected_at_ms: int,
+        while_waiting: Callable[[], None] | None = None,
     ) -> tuple[list[int | Exception], list, int]:
         """(per document: STORED / ALREADY_STORED / the error, per rejection: the script's reply or the
         error, samples refused). One script call per DOCUMENTS_PER_SCRIPT documents: each stores its
         documents and their samples atomically."""
         if not scored and not rejections:
+            if while_waiting is not None:
+                while_waiting()
             return [], [], 0
-        pipe = client.pipeline(transaction=False)
+        commands: list[tuple] = []
         chunks = [scored[i : i + DOCUMENTS_PER_SCRIPT] for i in range(0, len(scored), DOCUMENTS_PER_SCRIPT)]
         for chunk in chunks:
             args: list[str | int] = [self._txn_retention_ms, keys.SAMPLE_RESOLUTION_MS]
@@ -364,34 +374,49 @@ class TransactionStore:
                     VERDICT_INDEX[item.verdict],
                     item.scored_at_ms,
                 )
-            pipe.evalsha(
-                self._store_transactions.sha,
-                len(SAMPLE_SERIES) + len(chunk),
-                *SAMPLE_SERIES,
-                *(keys.txn_key(item.transaction.transaction_id) for item in chunk),
-                *args,
+            commands.append(
+                (
+                    "EVALSHA",
+                    self._store_transactions.sha,
+                    len(SAMPLE_SERIES) + len(chunk),
+                    *SAMPLE_SERIES,
+                    *(keys.txn_key(item.transaction.transaction_id) for item in chunk),
+                    *args,
+                )
             )
         for rejection in rejections:
             ref = rejection.ref
             sha256, length, data = RejectedRecord(rejection).fields(self._keep_payload)
-            pipe.evalsha(
-                self._store_rejection.sha,
-                3,
-                keys.rejected_seen_key(ref.shard_id, ref.sequence_number),
-                keys.REJECTED_STREAM,
-                keys.TS_REJECTED,
-                rejection.reason.value,
-                rejection.detail,
-                sha256,
-                length,
-                ref.shard_id,
-                ref.sequence_number,
-                rejected_at_ms,
-                keys.REJECTED_SEEN_TTL_S,
-                keys.REJECTED_STREAM_MAXLEN,
-                data,
+            commands.append(
+                (
+                    "EVALSHA",
+                    self._store_rejection.sha,
+                    3,
+                    keys.rejected_seen_key(ref.shard_id, ref.sequence_number),
+                    keys.REJECTED_STREAM,
+                    keys.TS_REJECTED,
+                    rejection.reason.value,
+                    rejection.detail,
+                    sha256,
+                    length,
+                    ref.shard_id,
+                    ref.sequence_number,
+                    rejected_at_ms,
+                    keys.REJECTED_SEEN_TTL_S,
+                    keys.REJECTED_STREAM_MAXLEN,
+                    data,
+                )
             )
-        replies = pipe.execute(raise_on_error=False)
+        wire = Wire.of(client)
+        if wire is not None:
+            replies = wire.run(commands, while_waiting=while_waiting, errors_in_place=True)
+        else:  # e.g. a cluster client: its own pipeline, routed per slot
+            if while_waiting is not None:
+                while_waiting()
+            pipe = client.pipeline(transaction=False)
+            for command in commands:
+                pipe.execute_command(*command)
+            replies = pipe.execute(raise_on_error=False)
         documents: list[int | Exception] = []
         refused = 0
         for chunk, reply in zip(chunks, replies, strict=False):
@@ -412,15 +437,18 @@ class TransactionStore:
         labels: Sequence[tuple[str, int, LabelTarget, int]],
         stored: Sequence[ScoredTransaction],
         replayed: Sequence[str] = (),
+        prepared: feature_store.PreparedStateWrite | None = None,
     ) -> None:
         """Apply entity state for `state_events`, `labels` (transaction id, label, target, reported at)
         and the batch's latency samples over the newly `stored` transactions; give the `replayed`
-        documents their TTL if they lack it (a PEXPIRE lost with its connection). Raises RedisError if
-        a state or label write failed (the caller retries the records: those writes are idempotent)."""
+        documents their TTL if they lack it (a PEXPIRE lost with its connection). `prepared`: the
+        state write built ahead (`feature_store.prepare_state_writes`), used if it still applies.
+        Raises RedisError if a state or label write failed (the caller retries the records: those
+        writes are idempotent)."""
         pipe = client.pipeline(transaction=False)
         for transaction_id in replayed:
             pipe.execute_command("PEXPIRE", keys.txn_key(transaction_id), self._txn_retention_ms, "NX")
-        feature_store.queue_state_writes(pipe, state_events)
+        feature_store.queue_state_writes(pipe, state_events, prepared)
         for transaction_id, label, target, reported_at in labels:
             # The document says what was reported; the terminal's fraud marks are what features read.
             pipe.execute_command("JSON.SET", keys.txn_key(transaction_id), "$.label", label)

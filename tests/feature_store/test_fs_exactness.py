@@ -48,13 +48,13 @@ class Faults:
             faults.document_failures += 1
             return outcome
 
-        def write_effects(store, client, *args):
+        def write_effects(store, client, *args, **kwargs):
             if faults.on and faults.rng.random() < 0.05:
                 faults.effects_failures += 1
                 if faults.rng.random() < 0.5:
-                    real_effects(store, client, *args)  # applied, but the reply is lost
+                    real_effects(store, client, *args, **kwargs)  # applied, but the reply is lost
                 raise RedisConnectionError("injected: state round trip failed")
-            return real_effects(store, client, *args)
+            return real_effects(store, client, *args, **kwargs)
 
         monkeypatch.setattr(TransactionStore, "write_documents", write_documents)
         monkeypatch.setattr(TransactionStore, "write_effects", write_effects)

@@ -13,6 +13,7 @@ import redis
 from contracts import redis_keys as keys
 from contracts.features import CARD_RETENTION_MS, DAY_MS
 from fraud_scorer import feature_store as fs
+from fraud_scorer import redis_wire
 from fraud_scorer.feature_store import StateEvent, entity_state
 
 T = 1_800_000_000_000
@@ -108,9 +109,9 @@ def test_what_is_written_is_read_back(redis_url, monkeypatch, path, decode):
     # store's own wire (taking replies from hiredis's reader, or through redis-py's read_response) or
     # through the client's pipeline (what a cluster client gets: one GET per key)
     if path == "pipeline":
-        monkeypatch.setattr(fs._Wire, "of", staticmethod(lambda target: None))
+        monkeypatch.setattr(redis_wire.Wire, "of", staticmethod(lambda target: None))
     if path == "wire-without-hiredis-reader":  # as with redis-py's pure-Python parser
-        monkeypatch.setattr(fs, "_NOT_ENOUGH_DATA", None)
+        monkeypatch.setattr(redis_wire, "NOT_ENOUGH_DATA", None)
     client = redis.Redis.from_url(redis_url, decode_responses=decode)
     first = [ev("a", T - DAY_MS, 10.0), ev("b", T - 3_600_000, 20.0, terminal="t2")]
     second = [ev("c", T, 30.0), ev("d", T, 40.0, card="c2")]
@@ -281,7 +282,7 @@ def test_concurrent_writers_with_frequent_compactions_lose_no_event(redis_url, m
 
     def write(tag: int) -> None:
         with redis.Redis.from_url(redis_url) as client:
-            wire = fs._Wire.of(client)
+            wire = redis_wire.Wire.of(client)
             for i in range(per_writer):
                 value = wire.run([(b"GET", key.encode())])[0]
                 event = (f"w{tag}-{i:03d}", T + i * writers + tag, f"card-{tag}", "t1", 1.0)
@@ -304,3 +305,28 @@ def test_concurrent_writers_with_frequent_compactions_lose_no_event(redis_url, m
     )
     assert compactions.count(1) > 0  # (≈ 65 of ≈ 150 here)
     assert compactions.count(0) > 0  # (≈ 70-90 here: the stale path is exercised, not just possible)
+
+
+def test_lazy_ids_behave_as_the_list_they_stand_for():
+    # GIVEN ids as read (one joined blob), a window's copy of them, and an empty entity's
+    read = fs.LazyIds(b"a\nb:c\nd", 3)
+    window = read.copy()
+    empty = fs.LazyIds(b"", 0)
+
+    # WHEN the window appends after its last id, then inserts before its second; the empty one appends
+    window.insert(3, b"e")
+    assert len(window) == 4
+    window.insert(1, b"x")
+    empty.insert(0, b"z")
+
+    # THEN each reads as the list with those insertions, and what was read is unchanged
+    assert list(window) == [b"a", b"x", b"b:c", b"d", b"e"]
+    assert (window[1], window[-1], window[2:4], window.index(b"d")) == (b"x", b"e", [b"b:c", b"d"], 3)
+    assert list(read) == [b"a", b"b:c", b"d"]
+    assert len(read) == 3
+    assert list(empty) == [b"z"]
+    assert list(fs.LazyIds(b"", 0)) == []
+    # AND a copy of a split list is its own
+    twin = window.copy()
+    twin.insert(0, b"q")
+    assert (len(twin), len(window)) == (6, 5)
