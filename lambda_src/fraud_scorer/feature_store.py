@@ -20,9 +20,9 @@ Why this shape:
   vector is computed with bisection over the sorted event times and `math.fsum` over list slices
   (`BatchState.vector`), equal to `contracts.features.compute_vector`
   (tests/feature_store/test_fs_fast_vector.py proves it). The commands are packed here and sent in
-  one round trip each way (`redis_wire.Wire`), not through redis-py's pipeline, whose per-command Python cost
-  (7–11 µs) was most of the budget; a client without a plain connection pool (e.g. `RedisCluster`)
-  sends one `GET` per entity through its own pipeline instead.
+  one round trip each way (`redis_wire.Wire`), not through redis-py's pipeline, whose per-command
+  Python cost (7–11 µs) was most of the budget; a client without a plain connection pool (e.g.
+  `RedisCluster`) sends one `GET` per entity through its own pipeline instead.
 - *Exact*: the whole window is kept (no capped query, no pre-aggregated buckets).
 - *Point in time*: a transaction's vector reads the entity's events that precede it in event order
   (`(ts, id) < (t, own id)`) and the frauds reported at or before t. Events already applied by an
@@ -504,9 +504,9 @@ def _values(replies: Iterator[Any], count: int, one_command: bool) -> list[Any]:
 def queue_state_reads(pipe: Any, events: Sequence[StateEvent]) -> Callable[[Iterator[Any]], BatchState]:
     """Read every card's and terminal's state the events need and return the function that gives the
     batch's state. On a `redis.Redis` or its pipeline the read goes out NOW, in its own round trip
-    (`redis_wire.Wire`), and the returned function ignores its argument; on other clients (e.g. a cluster
-    pipeline) one GET per key is queued on `pipe` and the function parses their replies, consumed in
-    order from an iterator."""
+    (`redis_wire.Wire`), and the returned function ignores its argument; on other clients (e.g. a
+    cluster pipeline) one GET per key is queued on `pipe` and the function parses their replies,
+    consumed in order from an iterator."""
     origin = _origin(pipe)
     wire = Wire.of(pipe)
     cards, terminals, commands = _read_commands(events, one_command=wire is not None)
@@ -718,9 +718,9 @@ def _write_commands(
 @dataclass(frozen=True)
 class PreparedStateWrite:
     """A state write built ahead of time from the latest read (`prepare_state_writes`): the scorer
-    builds it while its model calls are in flight, when the client is otherwise idle.
-    `queue_state_writes` sends it only for the very same events after that very read; anything else
-    (a document not stored, a reconnect) is built again."""
+    builds it while Redis stores the batch's documents, when the client would only wait.
+    `queue_state_writes` sends it only for the very same events after that very read, on the same
+    client; anything else (a document not stored, a reconnect) is built again."""
 
     origin: Any
     snapshots: Mapping[str, _Snapshot]

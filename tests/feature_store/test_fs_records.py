@@ -330,3 +330,40 @@ def test_lazy_ids_behave_as_the_list_they_stand_for():
     twin = window.copy()
     twin.insert(0, b"q")
     assert (len(twin), len(window)) == (6, 5)
+
+
+def test_a_prepared_write_applies_only_to_the_events_read_and_client_it_was_built_for(redis_url):
+    client = redis.Redis.from_url(redis_url)
+    history = [ev("h1", T - DAY_MS, 5.0), ev("h2", T - DAY_MS, 6.0, card="c2", terminal="t2")]
+    read_then_write(client, history)
+    batch = [ev("a", T, 10.0), ev("b", T + 1, 20.0, card="c2", terminal="t2")]
+
+    # GIVEN the batch read, and its write prepared for every transaction being stored
+    fs.read_state(client, batch)
+    prepared = fs.prepare_state_writes(batch)
+
+    # WHEN only "a" got stored (b's document write failed): the prepared write must not be sent
+    fs.queue_state_writes(client, batch[:1], prepared)
+
+    # THEN only "a" is in the state
+    assert [e[2] for e in entity_state(client, card_id="c1")["card"]] == ["h1", "a"]
+    assert [e[2] for e in entity_state(client, card_id="c2")["card"]] == ["h2"]
+
+    # AND a write prepared after another client's read is not sent after this client's: built from
+    # that older read it would append "e" again, which this client's read already finds
+    other = redis.Redis.from_url(redis_url)
+    late = [ev("e", T + 10, 50.0, card="c4", terminal="t4")]
+    fs.read_state(other, late)
+    stale = fs.prepare_state_writes(late)
+    fs.queue_state_writes(other, late)
+    fs.read_state(client, late)
+    fs.queue_state_writes(client, late, stale)
+    assert records(redis_url, keys.card_state_key("c4")) == 1
+    assert records(redis_url, keys.terminal_state_key("t4"), card=False) == 1
+
+    # AND a write prepared for exactly what is written leaves the state a fresh build would
+    replay = [ev("c", T + 2, 30.0), ev("d", T + 3, 40.0, card="c3", terminal="t2")]
+    fs.read_state(client, replay)
+    fs.queue_state_writes(client, replay, fs.prepare_state_writes(replay))
+    assert [e[2] for e in entity_state(client, card_id="c3")["card"]] == ["d"]
+    assert [e[0] for e in entity_state(client, terminal_id="t2")["terminal"]] == [T - DAY_MS, T + 3]
