@@ -362,8 +362,9 @@ def test_a_prepared_write_applies_only_to_the_events_read_and_client_it_was_buil
     assert records(redis_url, keys.terminal_state_key("t4"), card=False) == 1
 
     # AND a write prepared for exactly what is written leaves the state a fresh build would
-    replay = [ev("c", T + 2, 30.0), ev("d", T + 3, 40.0, card="c3", terminal="t2")]
-    fs.read_state(client, replay)
-    fs.queue_state_writes(client, replay, fs.prepare_state_writes(replay))
+    fresh = [ev("c", T + 2, 30.0), ev("d", T + 3, 40.0, card="c3", terminal="t2")]
+    fs.read_state(client, fresh)
+    fs.queue_state_writes(client, fresh, fs.prepare_state_writes(fresh))
+    assert [e[2] for e in entity_state(client, card_id="c1")["card"]] == ["h1", "a", "c"]
     assert [e[2] for e in entity_state(client, card_id="c3")["card"]] == ["d"]
     assert [e[0] for e in entity_state(client, terminal_id="t2")["terminal"]] == [T - DAY_MS, T + 3]
