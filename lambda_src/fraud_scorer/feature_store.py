@@ -731,12 +731,14 @@ class PreparedStateWrite:
     terminals: int
 
 
+def _state_rows(events: Iterable[StateEvent]) -> Iterator[tuple[str, int, str, str, float]]:
+    return ((e.transaction_id, e.timestamp_ms, e.card_id, e.terminal_id, e.amount) for e in events)
+
+
 def prepare_state_writes(events: Sequence[StateEvent]) -> PreparedStateWrite:
     """The write `queue_state_writes(pipe, events)` would send after the latest read, built now."""
     snapshots = _last_read["entities"]
-    commands, cards, terminals = _write_commands(
-        ((e.transaction_id, e.timestamp_ms, e.card_id, e.terminal_id, e.amount) for e in events), snapshots
-    )
+    commands, cards, terminals = _write_commands(_state_rows(events), snapshots)
     payload = b"".join(map(pack, commands))
     return PreparedStateWrite(
         _last_read["origin"], snapshots, tuple(events), commands, payload, cards, terminals
@@ -755,30 +757,26 @@ def queue_state_writes(
     built earlier, used if it is for the same events, read and client. Returns (cards, terminals)
     touched."""
     origin = _origin(pipe)
-    wire = Wire.of(pipe)
+    read_here = origin is not None and _last_read["origin"] is origin
     if (
         prepared is not None
-        and origin is not None
+        and read_here
         and prepared.origin is origin
         and prepared.snapshots is _last_read["entities"]
         and prepared.events == tuple(events)
     ):
-        if wire is not None:
-            if prepared.commands:
-                wire.run_packed(prepared.payload, len(prepared.commands))
-        else:
-            for command in prepared.commands:
-                pipe.execute_command(*command, NEVER_DECODE=True)
-        return prepared.cards, prepared.terminals
-    snapshots = _last_read["entities"] if origin is not None and _last_read["origin"] is origin else None
-    commands, cards, terminals = _write_commands(
-        ((e.transaction_id, e.timestamp_ms, e.card_id, e.terminal_id, e.amount) for e in events), snapshots
-    )
-    if wire is not None:
-        wire.run(commands)
+        commands, cards, terminals = prepared.commands, prepared.cards, prepared.terminals
+        payload = prepared.payload
     else:
+        snapshots = _last_read["entities"] if read_here else None
+        commands, cards, terminals = _write_commands(_state_rows(events), snapshots)
+        payload = None
+    wire = Wire.of(pipe)
+    if wire is None:
         for command in commands:
             pipe.execute_command(*command, NEVER_DECODE=True)
+    elif commands:
+        wire.run_packed(payload if payload is not None else b"".join(map(pack, commands)), len(commands))
     return cards, terminals
 
 
