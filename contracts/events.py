@@ -24,6 +24,12 @@ MAX_CARD_ID = 64
 ENTITY_ID_PATTERN = r"[A-Za-z0-9._:-]{1,64}"
 ENTITY_ID = re.compile(ENTITY_ID_PATTERN)
 MAX_LABEL_TEXT = 64
+# The largest amount accepted: far above any card payment, and small enough that every window's sum and
+# mean stays finite (math.fsum overflows near 1.8e308) and every feature fits the float32 the models read.
+MAX_AMOUNT = 1e9
+# creditcard.csv features (v1, legacy): XGBoost reads float32, where a larger magnitude is infinite and
+# the endpoint refuses the whole batch it came in.
+MAX_FEATURE_MAGNITUDE = 3.4e38
 # The fields whose presence makes a JSON object a (v1) transaction event.
 V1_FIELDS: tuple[str, ...] = ("transaction_id", "timestamp", "card_id", "amount", "features")
 # v2 (behavioural profile): the features are computed online from the card's and terminal's state.

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import csv
 import os
-import re
 from dataclasses import dataclass, field
+
+from contracts.events import ENTITY_ID, ENTITY_ID_PATTERN, MAX_AMOUNT, TRANSACTION_ID, TRANSACTION_ID_PATTERN
 
 COLUMNS: tuple[str, ...] = (
     "transaction_id",
@@ -22,7 +23,6 @@ COLUMNS: tuple[str, ...] = (
     "label",
     "scenario",
 )
-ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 @dataclass
@@ -99,11 +99,17 @@ def read_csv(path: str | os.PathLike) -> Transactions:
 
 
 def _check(values: tuple) -> None:
+    """The event schema's rules (contracts.events) for what a row becomes: the backfill writes its ids
+    into Redis state records (where a newline would split one id in two) and the producer sends it."""
     tid, ts, card, term, amount, label, scenario = values
-    if not (tid and card and term):
-        raise ValueError("empty transaction_id, card_id or terminal_id")
-    if ts < 0 or not 0 <= amount < float("inf") or label not in (0, 1) or scenario not in (0, 1, 2, 3):
-        raise ValueError("timestamp < 0, amount not finite and >= 0, label not 0/1 or scenario not 0-3")
+    if not TRANSACTION_ID.fullmatch(tid):
+        raise ValueError(f"transaction_id must be {TRANSACTION_ID_PATTERN}")
+    if not (ENTITY_ID.fullmatch(card) and ENTITY_ID.fullmatch(term)):
+        raise ValueError(f"card_id and terminal_id must be {ENTITY_ID_PATTERN}")
+    if ts < 0 or not 0 <= amount <= MAX_AMOUNT or label not in (0, 1) or scenario not in (0, 1, 2, 3):
+        raise ValueError(
+            f"timestamp < 0, amount not within 0..{MAX_AMOUNT:g}, label not 0/1 or scenario not 0-3"
+        )
 
 
 def to_csv_text(transactions: Transactions) -> str:

@@ -196,6 +196,12 @@ class Scorer:
             logger.warning("redis unavailable, batch to be retried", extra={"error": type(exc).__name__})
             return set()
         result.read_ms = (time.perf_counter() - clock) * 1000
+        if read.unreadable:
+            logger.warning(
+                "documents Redis refused to read (e.g. a key of another type in the way): their "
+                "records are retried, the rest of the batch goes on",
+                extra={"transaction_ids": sorted(read.unreadable)[:10], "count": len(read.unreadable)},
+            )
         plan = self._plan(decoded, read, events)
         scored = self._score(plan, result)
         # The state write depends only on which transactions get stored: all of them unless a
@@ -331,6 +337,8 @@ class Scorer:
     @staticmethod
     def _plan_label(label: LabelEvent, read: ReadResult, plan: _Plan) -> None:
         txn = plan.firsts.get(label.transaction_id)
+        if txn is None and label.transaction_id in read.unreadable:
+            return  # its document could not be read: neither applied nor kept aside, retried
         target = (
             LabelTarget(txn.terminal_id, txn.timestamp_ms)
             if txn
@@ -350,7 +358,7 @@ class Scorer:
         terminal = read.state.terminals.get(target.terminal_id or "")
         if terminal is not None:
             # Later transactions of this batch at that terminal see the report, as a retry would.
-            terminal.apply_label(label.transaction_id, label.label, label.reported_at_ms)
+            terminal.apply_label(label.transaction_id, label.label, label.reported_at_ms, target.timestamp_ms)
 
     def _score(self, plan: _Plan, result: BatchResult) -> list[ScoredTransaction]:
         """Scores for every new transaction, or none at all (then they all wait for a retry). One call

@@ -32,7 +32,9 @@ from contracts.events import (
     ENTITY_ID,
     FEATURE_COUNT,
     LABEL_EVENT_TYPE,
+    MAX_AMOUNT,
     MAX_CARD_ID,
+    MAX_FEATURE_MAGNITUDE,
     MAX_LABEL_TEXT,
     MAX_RECORD_BYTES,
     TRANSACTION_EVENT_TYPE,
@@ -161,6 +163,10 @@ def decode_record(
         event = _parse(raw, ref)  # carries `raw` (built with it: dataclasses.replace cost ~17 µs a record)
         if bounds is not None:
             _check_time(event, bounds)
+        if isinstance(event, Transaction):
+            # Computed here (the batch needs it for every transaction anyway) so that content the
+            # hash cannot encode is this record's rejection, not an error that fails the batch.
+            event.content_hash  # noqa: B018
         return event
     except _Invalid as invalid:
         return Rejection(ref=ref, reason=invalid.reason, detail=invalid.detail, raw=raw)
@@ -316,6 +322,9 @@ def _legacy(body: dict[str, Any], ref: RecordRef, raw: bytes = b"") -> Transacti
         timestamp_ms = _timestamp_ms(timestamp)
     except _Invalid:
         timestamp_ms = ref.arrival_ms  # the contract's fallback: the record's arrival time
+    channel = str(source)[:MAX_LABEL_TEXT]
+    if not _encodes(channel):
+        raise _Invalid(RejectReason.INVALID_FIELD, "metadata source must be text UTF-8 can encode")
     card_id = f"legacy-{source_id}"[:MAX_CARD_ID]
     if not ENTITY_ID.fullmatch(card_id):
         raise _Invalid(RejectReason.INVALID_FIELD, "metadata id must be made of [A-Za-z0-9._:-]")
@@ -328,7 +337,7 @@ def _legacy(body: dict[str, Any], ref: RecordRef, raw: bytes = b"") -> Transacti
         amount=_amount(features[AMOUNT_INDEX]),
         features=features,
         format=EventFormat.LEGACY,
-        channel=str(source)[:MAX_LABEL_TEXT],
+        channel=channel,
         raw=raw,
     )
 
@@ -357,6 +366,11 @@ def _features(value: Any) -> tuple[float, ...]:
         raise _Invalid(RejectReason.NON_FINITE, "features must be finite numbers") from exc
     if not all(map(math.isfinite, features)):
         raise _Invalid(RejectReason.NON_FINITE, "features must be finite numbers")
+    if max(map(abs, features)) > MAX_FEATURE_MAGNITUDE:
+        raise _Invalid(
+            RejectReason.INVALID_FIELD,
+            f"features must be within ±{MAX_FEATURE_MAGNITUDE:g} (the models read float32)",
+        )
     return features
 
 
@@ -371,6 +385,8 @@ def _amount(value: Any) -> float:
         raise _Invalid(RejectReason.NON_FINITE, "amount must be finite")
     if amount < 0:
         raise _Invalid(RejectReason.INVALID_FIELD, "amount must be >= 0")
+    if amount > MAX_AMOUNT:
+        raise _Invalid(RejectReason.INVALID_FIELD, f"amount must be at most {MAX_AMOUNT:g}")
     return amount
 
 
@@ -390,11 +406,21 @@ def _optional_text(body: dict[str, Any], name: str) -> str | None:
     value = body.get(name)
     if value is None:
         return None
-    if not isinstance(value, str) or len(value) > MAX_LABEL_TEXT:
+    if not isinstance(value, str) or len(value) > MAX_LABEL_TEXT or not _encodes(value):
         raise _Invalid(
             RejectReason.INVALID_FIELD, f"{name} must be a string of at most {MAX_LABEL_TEXT} chars"
         )
     return value
+
+
+def _encodes(text: str) -> bool:
+    """False for text with a lone surrogate (JSON's `"\\ud800"`): the stdlib parser accepts it, UTF-8
+    cannot encode it, so neither can the stored document."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _label(value: Any) -> int | None:
@@ -407,7 +433,11 @@ def _label(value: Any) -> int | None:
 
 def _timestamp_ms(value: Any) -> int:
     if _is_number(value):
-        if not math.isfinite(value):
+        try:
+            finite = math.isfinite(value)
+        except OverflowError as exc:  # an integer beyond the float range
+            raise _Invalid(RejectReason.INVALID_FIELD, "timestamp is out of range") from exc
+        if not finite:
             raise _Invalid(RejectReason.NON_FINITE, "timestamp must be finite")
         if value < 0:
             raise _Invalid(RejectReason.INVALID_FIELD, "timestamp must be >= 0")

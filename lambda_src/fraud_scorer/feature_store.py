@@ -28,12 +28,13 @@ Why this shape:
   (`(ts, id) < (t, own id)`) and the frauds reported at or before t. Events already applied by an
   earlier attempt of the same batch (a retry) or later in the batch are not seen, so a retry computes
   the same vector as the first attempt.
-- *Idempotent*: an event is identified by its transaction id; reads de-duplicate, and a write appends
+- *Idempotent*: an event is identified by its (event time, transaction id) (an id reused after its
+  document expired is another event); reads de-duplicate, and a write appends
   only events the batch's read did not find, so a replay, a duplicate or a partial retry writes
   nothing at all. The batch applies state only for transactions whose document it stored or finds
   stored with the same content (never for a conflicting reuse of an id).
 - *Safe under concurrent writers* (a terminal is written by the batches of every shard): an `APPEND`
-  never loses another writer's record, and readers merge records and drop repeated ids. Now and then
+  never loses another writer's record, and readers merge records and drop repeated events. Now and then
   (`_compact`: `MAX_RECORDS` records, or an event `COMPACT_SLACK_MS` past the cut-off) a write
   replaces the value by one record of each kind instead, through `COMPACT_LUA`: only if the value
   still starts with the bytes the writer read (a compacted value starts with a fresh random nonce; a
@@ -55,7 +56,6 @@ read first).
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import time
@@ -231,11 +231,12 @@ class TerminalWindow:
         self,
         ts: Any = None,
         ids: list[bytes] | LazyIds | None = None,
-        frauds: dict[str, int] | None = None,
+        frauds: dict[str, tuple[int, int]] | None = None,
     ) -> None:
         self.ts = ts if ts is not None else []
         self.ids = ids if ids is not None else []
-        # transaction id -> when its fraud was reported (the latest label event's, label 1 only)
+        # transaction id -> (its event time, when its fraud was reported: the latest label event's,
+        # label 1 only)
         self.frauds = frauds if frauds is not None else {}
 
     def add(self, event: StateEvent) -> None:
@@ -245,21 +246,25 @@ class TerminalWindow:
             self.ts.insert(p, event.timestamp_ms)
             self.ids.insert(p, tid)
 
-    def apply_label(self, transaction_id: str, label: int, reported_at_ms: int) -> None:
+    def apply_label(self, transaction_id: str, label: int, reported_at_ms: int, timestamp_ms: int) -> None:
+        """`label` for the transaction of `transaction_id` at `timestamp_ms` (its event time)."""
         if label:
-            self.frauds[transaction_id] = reported_at_ms
+            self.frauds[transaction_id] = (timestamp_ms, reported_at_ms)
         else:
             self.frauds.pop(transaction_id, None)
 
     def fraud_positions(self, timestamp_ms: int) -> list[int]:
-        """Indices of the events whose fraud was reported at or before `timestamp_ms`."""
+        """Indices of the events whose fraud was reported at or before `timestamp_ms`. Each mark is
+        found by (event time, id), with a bisection: a scan per mark made a vector cost
+        O(marks x events) at a busy terminal, and an id reused after its document expired would have
+        found the older event."""
         out = []
-        ids = self.ids
-        for transaction_id, reported_at in self.frauds.items():
+        ts, ids = self.ts, self.ids
+        for transaction_id, (event_ts, reported_at) in self.frauds.items():
             if reported_at <= timestamp_ms:
-                # (a mark whose event is not in the state counts nowhere)
-                with contextlib.suppress(ValueError):
-                    out.append(ids.index(transaction_id.encode()))
+                p, present = _locate(ts, ids, event_ts, transaction_id.encode())
+                if present:  # (a mark whose event is not in the state counts nowhere)
+                    out.append(p)
         return out
 
     @property
@@ -419,13 +424,14 @@ def _origin(target: Any) -> Any:
 
 
 def _normalize(columns: list, ids: list[bytes]) -> tuple[list[tuple], list[bytes]]:
-    """Events gathered from several records, sorted by (time, id), each id once."""
+    """Events gathered from several records, sorted by (time, id), each event once: an event is its
+    (time, id), as for `_locate` (an id reused after its document expired is another event)."""
     merged = sorted(zip(columns[0], ids, *columns[1:], strict=True))
     keep = []
-    seen: set[bytes] = set()
+    seen: set[tuple[int, bytes]] = set()
     for event in merged:
-        if event[1] not in seen:
-            seen.add(event[1])
+        if event[:2] not in seen:
+            seen.add(event[:2])
             keep.append(event)
     if not keep:
         return [() for _ in columns], []
@@ -525,16 +531,25 @@ def read_with_state(
     """`commands` (e.g. the batch's document reads, raw replies) and the state read the events need,
     in ONE round trip on the wire: (the commands' replies, the batch's state). None for a target
     without a wire (e.g. a cluster client): the caller queues on its pipeline and uses
-    `queue_state_reads`. An error reply raises (a `redis.RedisError`), as the pipeline's `execute()`
-    did."""
+    `queue_state_reads`. An error reply to one of `commands` is returned in its place (a
+    `redis.ResponseError`: e.g. a key of another type in the way fails that one read); one to the
+    state read raises."""
     wire = Wire.of(target)
     if wire is None:
         return None
     cards, terminals, reads = _read_commands(events, one_command=True)
-    replies = wire.run([*commands, *reads])
+    replies = wire.run([*commands, *reads], errors_in_place=True)
     n = len(commands)
+    raise_first_error(replies[n:])
     values = _values(iter(replies[n:]), len(cards) + len(terminals), True)
     return replies[:n], _parse_state(cards, terminals, values, _origin(target))
+
+
+def raise_first_error(replies: Iterable[Any]) -> None:
+    """Raise the first error reply among `replies` (read with errors in place), if any."""
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
 
 
 def _window_ids(ids: LazyIds | tuple[bytes, ...]) -> LazyIds | list[bytes]:
@@ -556,7 +571,7 @@ def _parse_state(cards: list[str], terminals: list[str], values: list[Any], orig
         for terminal_id, value in zip(terminals, values[len(cards) :], strict=True):
             key = keys.terminal_state_key(terminal_id)
             snapshot = snapshots[key] = _decode(value, False)
-            frauds = {tid.decode(): reported_at for tid, (_, reported_at) in snapshot.marks.items()}
+            frauds = {tid.decode(): mark for tid, mark in snapshot.marks.items()}
             terminal_windows[terminal_id] = TerminalWindow(snapshot.ts[:], _window_ids(snapshot.ids), frauds)
     except keys.CorruptStateError as error:
         raise keys.CorruptStateError(f"{key}: {error}") from None

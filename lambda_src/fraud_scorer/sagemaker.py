@@ -180,7 +180,8 @@ class BatchScorer:
         endpoint = _name(endpoint, container)  # the messages below name the container too
         try:
             scores = parse(payload, response.get("ContentType", ""))
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, ArithmeticError, RecursionError) as exc:
+            # e.g. an integer score too large for a float, a body nested too deeply to parse
             raise ScoringUnavailable(
                 f"endpoint {endpoint}: unreadable response ({type(exc).__name__})"
             ) from exc

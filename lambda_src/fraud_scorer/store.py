@@ -132,8 +132,10 @@ return {refused, failure, unpack(flags)}
 # KEYS: seen key, rejected stream, ts:rejected
 # ARGV: reason, detail, sha256, length, shard id, sequence number, rejected-at ms, seen TTL s, maxlen,
 #       raw data (base64; empty = not kept)
+# The seen key is set only after the XADD: an error in a script does not undo the writes before it,
+# so a gate set first would turn a failed XADD's retry into "kept before" for a record never kept.
 STORE_REJECTION_LUA = """
-if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[8]) then
+if redis.call('GET', KEYS[1]) then  -- GET, not EXISTS: the scorer's Redis user has no EXISTS
   return 0
 end
 local fields = {'reason', ARGV[1], 'detail', ARGV[2], 'sha256', ARGV[3], 'length', ARGV[4],
@@ -142,6 +144,7 @@ if ARGV[10] ~= '' then
   fields[#fields + 1] = 'data'; fields[#fields + 1] = ARGV[10]
 end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[9], '*', unpack(fields))
+redis.call('SET', KEYS[1], '1', 'EX', ARGV[8])
 redis.pcall('TS.ADD', KEYS[3], ARGV[7], 1, 'ON_DUPLICATE', 'SUM')
 return 1
 """
@@ -200,6 +203,9 @@ class ReadResult:
     # labelled transaction id -> its stored document's terminal and time; absent = unknown
     label_targets: dict[str, LabelTarget]
     state: feature_store.BatchState
+    # ids whose document read was an error reply (e.g. a key of another type at `txn:<id>`): a
+    # transaction among them is written as new and fails alone there; a label naming one waits
+    unreadable: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -284,20 +290,31 @@ class TransactionStore:
             for command in commands:
                 pipe.execute_command(*command)
             parse_state = feature_store.queue_state_reads(pipe, state_events)
-            replies = pipe.execute() if len(pipe) else []
+            replies = pipe.execute(raise_on_error=False) if len(pipe) else []
+            feature_store.raise_first_error(replies[documents:])
             state = parse_state(iter(replies[documents:]))
+        # An error reply fails its own id, never the batch's read.
+        unreadable = {
+            txn_id
+            for txn_id, reply in zip((*transaction_ids, *label_ids), replies, strict=False)
+            if isinstance(reply, Exception)
+        }
         existing: dict[str, str] = {}
         for transaction_id, reply in zip(transaction_ids, replies, strict=False):
+            if isinstance(reply, Exception):
+                continue
             hashes = _json_reply(reply)
             if hashes is not None:
                 existing[transaction_id] = hashes[0] if hashes else ""
         targets: dict[str, LabelTarget] = {}
         for transaction_id, reply in zip(label_ids, replies[len(transaction_ids) : documents], strict=True):
+            if isinstance(reply, Exception):
+                continue
             found = _json_reply(reply)
             if found is not None and found.get("$.timestamp"):
                 terminal = found.get("$.terminal_id") or [None]
                 targets[transaction_id] = LabelTarget(terminal[0], int(found["$.timestamp"][0]))
-        return ReadResult(existing, targets, state)
+        return ReadResult(existing, targets, state, frozenset(unreadable))
 
     # --- round trip 2: documents and rejections ---------------------------------------------------
 

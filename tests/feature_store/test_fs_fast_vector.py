@@ -18,14 +18,15 @@ NAME_LISTS = (MODEL_FEATURES, ALL_FEATURES, tuple(reversed(ALL_FEATURES)))
 
 def reference(state: BatchState, event: StateEvent, names) -> list:
     """compute_vector over the histories the old scorer built: every event of the entity before this
-    one in event order; a terminal event is a fraud if its mark was reported at or before t."""
+    one in event order; a terminal event is a fraud if its mark (by event time and id) was reported
+    at or before t."""
     own = (event.timestamp_ms, event.transaction_id)
     card = state.cards[event.card_id]
     terminal = state.terminals[event.terminal_id]
     card_history = [(ts, amount) for ts, amount, tid in card.events if (ts, tid) < own]
     frauds = terminal.frauds
     terminal_history = [
-        (ts, 1 if tid in frauds and frauds[tid] <= event.timestamp_ms else 0)
+        (ts, 1 if frauds.get(tid, (None, 0))[0] == ts and frauds[tid][1] <= event.timestamp_ms else 0)
         for ts, tid in terminal.events
         if (ts, tid) < own
     ]
@@ -52,10 +53,11 @@ def test_equal_to_the_reference_on_a_simulated_dataset():
         if label
     }
     terminal_of = dict(zip(data.transaction_id, data.terminal_id, strict=True))
+    time_of = dict(zip(data.transaction_id, data.timestamp, strict=True))
     assert len(reports) > 20
     state = empty_state(events)
     for tid, reported in reports.items():
-        state.terminals[terminal_of[tid]].apply_label(tid, 1, reported)
+        state.terminals[terminal_of[tid]].apply_label(tid, 1, reported, time_of[tid])
 
     # WHEN every transaction's vector is computed in event order, as the scorer does
     compared = 0
@@ -121,9 +123,9 @@ def test_delayed_terminal_windows_and_fraud_reports():
     terminal = state.terminals["term"]
     for tid, ts, fraud in rows:
         if fraud:
-            terminal.apply_label(tid, 1, t + 1 if tid == "reported-late" else ts + DAY_MS)
-    terminal.apply_label("corrected", 0, t - DAY_MS)  # latest wins: the mark is gone
-    terminal.apply_label("ghost", 1, t - seven)  # a mark whose transaction is not in the state
+            terminal.apply_label(tid, 1, t + 1 if tid == "reported-late" else ts + DAY_MS, ts)
+    terminal.apply_label("corrected", 0, t - DAY_MS, t - seven - 3 * DAY_MS)  # latest wins: the mark is gone
+    terminal.apply_label("ghost", 1, t - seven, t - seven)  # a mark whose transaction is not in the state
     for names in NAME_LISTS:
         assert state.vector(current, names) == reference(state, current, names)
     vector = dict(zip(ALL_FEATURES, state.vector(current, ALL_FEATURES), strict=True))

@@ -400,3 +400,22 @@ def test_an_id_taken_meanwhile_by_other_content_is_retried_then_kept_aside(
     monkeypatch.setattr(TransactionStore, "read", real_read)
     assert deliver(batch, lambda_context) == []
     assert [e["reason"] for e in rejected(redis_client)] == ["duplicate_id_conflict"]
+
+
+def test_an_id_reused_after_its_document_expired_is_another_event(env, redis_client, lambda_context):
+    # GIVEN a terminal's transaction X 40 days ago, whose document has expired (30 days)...
+    old, new = NOW - 40 * DAY_MS, NOW - 9 * DAY_MS
+    assert deliver([txn("X", old, 10.0, card="c-old", terminal="T")], lambda_context) == []
+    redis_client.delete("txn:X")
+    # ...while the terminal's state (37 days + margins) still holds it; then the id comes again, at
+    # the same terminal, and that second X is reported as a fraud
+    assert deliver([txn("X", new, 20.0, card="c-new", terminal="T")], lambda_context) == []
+    assert deliver([label("X", 1, new + DAY_MS)], lambda_context) == []
+
+    # WHEN a later transaction at the terminal is scored
+    later = NOW - DAY_MS
+    assert deliver([txn("Y", later, 5.0, card="c-y", terminal="T")], lambda_context) == []
+
+    # THEN it sees two events, and the fraud is the second one (found by event time and id)
+    want = compute_dict(later, 5.0, [], [(old, 0), (new, 1)], MODEL_FEATURES)
+    assert stored_features(redis_client, "Y") == want

@@ -186,3 +186,21 @@ def test_daily_counts_times_and_amounts():
 def test_invalid_configurations_are_refused(kwargs):
     with pytest.raises(ValueError, match=r"\w"):
         SimulationConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("row", "problem"),
+    [
+        pytest.param('"a\nb",1000,card-1,term-1,10.00,0,0', "transaction_id", id="newline-in-id"),
+        pytest.param("t1,1000,card 1,term-1,10.00,0,0", "card_id", id="space-in-card"),
+        pytest.param("t1,1000,card-1,{term},10.00,0,0", "terminal_id", id="brace-in-terminal"),
+        pytest.param("t1,1000,card-1,term-1,1e308,0,0", "amount", id="amount-beyond-max"),
+        pytest.param("t1,1000,card-1,term-1,-1,0,0", "amount", id="negative-amount"),
+    ],
+)
+def test_rows_the_event_schema_refuses_are_refused_with_their_line(tmp_path, row, problem):
+    # The backfill writes these ids into Redis state records, where a newline splits one id in two.
+    path = tmp_path / "bad.csv"
+    path.write_text(",".join(COLUMNS) + "\n" + "t0,500,card-1,term-1,1.00,0,0\n" + row + "\n")
+    with pytest.raises(ValueError, match=rf"line 3: .*{problem}"):
+        read_csv(path)

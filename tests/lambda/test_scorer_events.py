@@ -8,6 +8,7 @@ import json
 import pytest
 from aws_lambda_powertools.utilities.data_classes import KinesisStreamEvent
 
+from contracts.events import MAX_AMOUNT
 from emulators.kinesis_events import KinesisRecord, kinesis_event
 from fraud_scorer.events import MAX_RECORD_BYTES, Rejection, RejectReason, Transaction, decode_record
 
@@ -19,6 +20,15 @@ def decode(data: bytes) -> Transaction | Rejection:
     record = KinesisRecord(data=data, partition_key="card", sequence_number=SEQUENCE, arrival_s=ARRIVAL_S)
     event = kinesis_event([record], shard_id="shardId-000000000007")
     return decode_record(next(KinesisStreamEvent(event).records))
+
+
+V2 = {
+    "transaction_id": "sim-42-000001",
+    "timestamp": 1764032400000,
+    "card_id": "card-00017",
+    "terminal_id": "term-00042",
+    "amount": 12.5,
+}
 
 
 def valid_event(**overrides) -> dict:
@@ -99,8 +109,11 @@ def test_legacy_format_maps_to_a_stable_id_from_the_sequence_number():
     assert txn.features == tuple(numbers)
 
 
-def test_legacy_timestamp_that_does_not_parse_falls_back_to_arrival_time():
-    body = {"data": ",".join(["1"] * 30), "metadata": ["yesterday-ish", "id", "src"]}
+@pytest.mark.parametrize(
+    "timestamp", ["yesterday-ish", 10**400, -5], ids=["text", "beyond-float", "negative"]
+)
+def test_legacy_timestamp_that_does_not_parse_falls_back_to_arrival_time(timestamp):
+    body = {"data": ",".join(["1"] * 30), "metadata": [timestamp, "id", "src"]}
     txn = decode(json.dumps(body).encode())
     assert isinstance(txn, Transaction)
     assert txn.timestamp_ms == int(ARRIVAL_S * 1000)
@@ -195,6 +208,37 @@ HUGE = json.dumps(valid_event(merchant="m" * MAX_RECORD_BYTES)).encode()
             json.dumps({"data": ",".join(["1"] * 30), "metadata": "m"}).encode(),
             RejectReason.INVALID_FIELD,
             id="legacy-metadata",
+        ),
+        # Finite, but beyond what the windows' sums and the models' float32 inputs can hold.
+        pytest.param(
+            json.dumps(valid_event(amount=MAX_AMOUNT * 2)).encode(),
+            RejectReason.INVALID_FIELD,
+            id="amount-max",
+        ),
+        pytest.param(
+            json.dumps(V2 | {"amount": 1e308}).encode(), RejectReason.INVALID_FIELD, id="v2-amount-max"
+        ),
+        pytest.param(
+            json.dumps(valid_event(features=[1e39] + [0.0] * 29)).encode(),
+            RejectReason.INVALID_FIELD,
+            id="feature-beyond-float32",
+        ),
+        pytest.param(
+            json.dumps({"data": ",".join(["-1e39"] + ["1"] * 29), "metadata": [0, 1, "s"]}).encode(),
+            RejectReason.INVALID_FIELD,
+            id="legacy-beyond-float32",
+        ),
+        # A lone surrogate: the stdlib parser reads it, UTF-8 (and so the stored document) cannot hold it.
+        pytest.param(
+            json.dumps(valid_event(channel="\ud800")).encode(), RejectReason.INVALID_FIELD, id="surrogate"
+        ),
+        pytest.param(
+            json.dumps(V2 | {"merchant": "m\udfff"}).encode(), RejectReason.INVALID_FIELD, id="v2-surrogate"
+        ),
+        pytest.param(
+            json.dumps({"data": ",".join(["1"] * 30), "metadata": [0, 1, "\ud800"]}).encode(),
+            RejectReason.INVALID_FIELD,
+            id="legacy-surrogate",
         ),
     ],
 )

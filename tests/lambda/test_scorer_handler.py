@@ -353,6 +353,38 @@ def test_score_count_mismatch_is_a_transient_failure_not_a_misalignment(
     assert redis_client.keys("txn:*") == []
 
 
+class Answers:
+    """An endpoint that answers with a fixed body."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def invoke(self, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
+        return self.body, "application/json"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b'{"scores": [{"score": 1' + b"0" * 400 + b"}]}", id="score-beyond-float"),
+        pytest.param(b"[" * 100_000 + b"]" * 100_000, id="nested-too-deep"),
+    ],
+)
+def test_a_garbled_endpoint_answer_is_a_transient_failure(
+    body, scorer_env, sagemaker_runtime, redis_client, make_transaction, lambda_context
+):
+    # GIVEN an anomaly endpoint whose answer no parser can turn into scores
+    sagemaker_runtime.endpoints[scorer_env["ANOMALY_ENDPOINT_NAME"]] = Answers(body)
+    event = kinesis_event([record(make_transaction(f"g{i}", timestamp=T0)) for i in range(2)])
+
+    # WHEN
+    response = handler.handler(event, lambda_context)
+
+    # THEN a partial-batch answer (every record retried), not a failed invocation
+    assert response == failures(*sequence_numbers(event))
+    assert redis_client.keys("txn:*") == []
+
+
 @pytest.mark.timeout(60)  # a hang guard: the handler must give up on its own
 def test_redis_down_fails_everything_then_recovers(
     scorer_env, redis_stack, redis_client, make_transaction, lambda_context
@@ -526,3 +558,79 @@ def test_event_times_outside_the_window_are_rejected_and_cannot_silence_the_seri
         kinesis_event([record(make_transaction("now", timestamp=now_ms))]), lambda_context
     ) == (failures())
     assert (now_ms - now_ms % SAMPLE_RESOLUTION_MS, 0.1) in ts_range(redis_client, "ts:fraud_probability")
+
+
+def test_a_key_in_the_way_fails_only_its_own_records(
+    scorer_env, redis_client, make_transaction, lambda_context
+):
+    # GIVEN a key of another type where one transaction's document goes, and a label naming it
+    redis_client.set("txn:blocked", "not a document")
+    label = {"type": "label", "transaction_id": "blocked", "label": 1, "timestamp": T0 + 10}
+    event = kinesis_event(
+        [
+            record(make_transaction("good", timestamp=T0)),
+            record(make_transaction("blocked", timestamp=T0 + 1)),
+            record(label),
+            record(b"not json"),
+        ]
+    )
+    seqs = sequence_numbers(event)
+
+    # WHEN
+    response = handler.handler(event, lambda_context)
+
+    # THEN the blocked transaction and its label wait for a retry; the rest of the batch is done
+    assert response == failures(seqs[1], seqs[2])
+    assert redis_client.json().get("txn:good", "$.verdict") == ["legit"]
+    assert [f["reason"] for _, f in redis_client.xrange("rejected:records")] == ["not_json"]
+
+    # WHEN the key is gone and Kinesis delivers the batch again
+    redis_client.delete("txn:blocked")
+    assert handler.handler(event, lambda_context) == failures()
+
+    # THEN the transaction is stored and labelled; nothing was kept twice
+    assert redis_client.json().get("txn:blocked", "$.label") == [1]
+    assert redis_client.xlen("rejected:records") == 1
+
+
+def test_a_rejection_is_acknowledged_only_once_it_is_kept(scorer_env, redis_client, lambda_context):
+    # GIVEN a bad record, and the rejected stream's key taken by a string (XADD fails)
+    event = kinesis_event([record(b"not json")])
+    redis_client.set("rejected:records", "in the way")
+
+    # WHEN it is delivered, then delivered again once the stream can be written
+    first = handler.handler(event, lambda_context)
+    redis_client.delete("rejected:records")
+    second = handler.handler(event, lambda_context)
+    third = handler.handler(event, lambda_context)
+
+    # THEN it is retried until it is in the stream, and kept once
+    assert first == failures(*sequence_numbers(event))
+    assert second == third == failures()
+    assert [f["reason"] for _, f in redis_client.xrange("rejected:records")] == ["not_json"]
+
+
+def test_amounts_the_windows_cannot_sum_are_rejected_not_fatal(scorer_env, redis_client, lambda_context):
+    # GIVEN v2 transactions of one card with finite amounts whose sum overflows a float, and a
+    # valid one of another card
+    def v2(txn_id: str, amount: float, card: str = "card-huge") -> dict:
+        return {
+            "transaction_id": txn_id,
+            "timestamp": T0,
+            "card_id": card,
+            "terminal_id": "t",
+            "amount": amount,
+        }
+
+    event = kinesis_event(
+        [record(v2("huge-1", 1e308)), record(v2("huge-2", 1e308)), record(v2("ok", 5.0, "c"))]
+    )
+
+    # WHEN
+    response = handler.handler(event, lambda_context)
+
+    # THEN a partial-batch answer: the huge ones kept aside with the reason, the other one scored
+    assert response == failures()
+    entries = [f for _, f in redis_client.xrange("rejected:records")]
+    assert [(e["reason"], "amount" in e["detail"]) for e in entries] == [("invalid_field", True)] * 2
+    assert redis_client.json().get("txn:ok", "$.amount") == [5.0]
