@@ -72,6 +72,7 @@ class FraudDetectionStack(Stack):
                 log_retention=log_retention,
             )
             self.redis: RedisConnection = self_hosted_redis.connection
+            self_hosted_redis.service.node.add_dependency(self.network.private_egress_ready)
         else:
             self.redis = ExternalRedis(self, "Redis", config=config.redis).connection
 
@@ -139,6 +140,8 @@ class FraudDetectionStack(Stack):
             # External Redis: the user sets the password with put-secret-value after the deploy.
             restart_on_secret_change=not self_hosted,
         )
+
+        self.grafana.service.node.add_dependency(self.network.private_egress_ready)
 
         self._acknowledge_scorer_findings(self_hosted)
         self._outputs()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from aws_cdk import Acknowledgment, RemovalPolicy, Validations
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
-from constructs import Construct
+from constructs import Construct, DependencyGroup
 
 EGRESS_ENDPOINTS = "endpoints"
 EGRESS_NAT_INSTANCE = "nat-instance"
@@ -77,11 +77,20 @@ class Network(Construct):
         # from when this tier was always isolated.
         self.isolated_subnets = ec2.SubnetSelection(subnet_type=private_type)
         self.interface_endpoints: dict[str, ec2.InterfaceVpcEndpoint] = {}
+        # What a task in the private subnets needs before it starts (image pull, secrets, logs): the
+        # endpoints, or the NAT instance's routes. ECS services depend on it; CloudFormation would
+        # otherwise start their tasks while the endpoints are still being created (1-2 minutes), and
+        # three failed starts trip the deployment circuit breaker, failing the first deploy.
+        self.private_egress_ready = DependencyGroup()
+        if nat_instance:
+            for subnet in self.vpc.private_subnets:  # each one's default route through the NAT instance
+                self.private_egress_ready.add(subnet.internet_connectivity_established)
         if private_endpoints and not nat_instance:
             # ECR stores image layers in S3: the gateway endpoint is free, and needed to pull.
-            self.vpc.add_gateway_endpoint(
+            gateway = self.vpc.add_gateway_endpoint(
                 "S3", service=ec2.GatewayVpcEndpointAwsService.S3, subnets=[self.isolated_subnets]
             )
+            self.private_egress_ready.add(gateway)
             # Interface endpoints bill per endpoint *per AZ* (aws.amazon.com/privatelink/pricing). With
             # private DNS the regional names resolve to the endpoint's addresses from every subnet of
             # the VPC, so one AZ serves all of them; more AZs only buy resilience to an AZ outage
@@ -101,6 +110,7 @@ class Network(Construct):
                     )
                 )
                 self.interface_endpoints[name] = endpoint
+                self.private_egress_ready.add(endpoint)
 
     @staticmethod
     def _nat_instance() -> ec2.NatInstanceProviderV2:

@@ -15,6 +15,10 @@ from training.spec import SimulationSize
 
 # The deployment trains on data simulated inside the training Lambda (training/prepare.py).
 DEFAULT_DATA_SOURCE = "simulated"
+# The simulated training data's size is bounded by customers x days (the rows grow with both): twice
+# the default size peaked at 3.2 GB and 255 s of CPU in the preparation (docs/training.md), inside the
+# Lambda's PREPARE_MEMORY_MB and 900 s; the largest sizes the single keys allow took 6.3 GB.
+MAX_SIMULATION_CUSTOMER_DAYS = 2 * SimulationSize().customers * SimulationSize().days
 # The creditcard.csv profile's usual source: the public ULB credit-card dataset zip that AWS's own
 # fraud-detection notebook reads (us-west-2). No SHA-256 of it is published, so using it (or any other
 # remote file) requires pinning one: -c trainingDataSha256=<sha256 of the file you checked>.
@@ -150,6 +154,7 @@ class ModelsConfig:
         config._validate_source()
         config._validate_skip_training()
         config._validate_layout()
+        config._validate_simulation_size()
         if config.source_kind == "file":
             # A local file's hash is known now: the Lambda verifies the uploaded copy against it.
             config = _with_file_sha256(config)
@@ -173,6 +178,17 @@ class ModelsConfig:
                 f"the SHA-256 of {self.data_source} (64 hex digits), required with a remote training "
                 "source: download it once, check it, and pin `sha256sum <file>`; the deployment refuses "
                 "any other file",
+            )
+
+    def _validate_simulation_size(self) -> None:
+        size = self.simulation
+        if size.customers * size.days > MAX_SIMULATION_CUSTOMER_DAYS:
+            raise ConfigError(
+                "trainingSimulationCustomers",
+                size.customers,
+                f"at most {MAX_SIMULATION_CUSTOMER_DAYS:,} customers x trainingSimulationDays (twice the "
+                "default size: what the preparation Lambda's memory and 15 minutes were measured to hold, "
+                "docs/training.md)",
             )
 
     def _validate_layout(self) -> None:

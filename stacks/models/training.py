@@ -59,11 +59,12 @@ RUNTIME_ASSET_RULES = [
 RUNTIME = lambda_.Runtime.PYTHON_3_14  # stdlib + the runtime's boto3: no bundling, no Docker
 SERVICE_TIMEOUT = Duration.seconds(budget.SERVICE_TIMEOUT_S)
 PROVIDER_TOTAL_TIMEOUT = Duration.seconds(budget.PROVIDER_TOTAL_TIMEOUT_S)
-# The full-size simulated preparation peaks at 1,217 MB (measured locally, 86 s of CPU; docs/training.md);
-# 4 GB leaves ample room. A Lambda gets CPU in proportion to memory, but the work is single-threaded,
-# so more memory than this buys nothing.
-PREPARE_MEMORY_MB = 4096
-PREPARE_STORAGE_MB = 2048  # the prepared splits (~0.5 GB at full size) or the ULB zip and its splits
+# The default-size simulated preparation peaks at 1,217 MB, the largest allowed (twice the default,
+# config.MAX_SIMULATION_CUSTOMER_DAYS) at 3,165 MB (measured locally; docs/training.md): 6 GB leaves
+# room for both. A Lambda gets CPU in proportion to memory, but the work is single-threaded, so more
+# memory buys no speed.
+PREPARE_MEMORY_MB = 6144
+PREPARE_STORAGE_MB = 2048  # the prepared splits (~0.7 GB at the largest size) or the ULB zip and its splits
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 GET, PUT = "s3:GetObject", "s3:PutObject"
 

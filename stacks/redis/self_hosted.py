@@ -216,6 +216,8 @@ class SelfHostedRedis(Construct):
             ),
         )
         cluster.add_service(self.service)
+        # The task mounts the file system at start: not before its mount targets exist (~90 s).
+        self.service.node.add_dependency(self.file_system.mount_targets_available)
         self.file_system.connections.allow_default_port_from(self.service, "Redis task mounts its AOF volume")
         self.connection = RedisConnection(
             secret=self.secret,

@@ -531,6 +531,11 @@ def test_cfn_lint_finds_no_errors(synth_name, request):
         ({"endpointInstanceType": "ml.c5d.large"}, "endpointInstanceType"),
         ({"trainingSimulationDays": "30"}, "trainingSimulationDays"),  # shorter than the warm-up
         ({"trainingSimulationCustomers": "100000"}, "trainingSimulationCustomers"),
+        # each key within its bounds, but together more than the preparation Lambda was measured to hold
+        (
+            {"trainingSimulationCustomers": "10000", "trainingSimulationDays": "184"},
+            "trainingSimulationCustomers",
+        ),
         (
             {"skipTraining": "true", "fraudModelDataUrl": FRAUD_URL, "anomalyModelDataUrl": ANOMALY_URL},
             "modelFeatureSpecVersion",
@@ -540,6 +545,14 @@ def test_cfn_lint_finds_no_errors(synth_name, request):
 def test_bad_context_fails_synthesis_with_the_key_named(context, key):
     with pytest.raises(ValueError, match=f"'{key}'"):
         ModelsConfig.from_context(ContextReader(context.get))
+
+
+def test_the_largest_simulation_allowed_is_the_one_measured_to_fit_the_preparation_lambda():
+    # twice the default customers x days: measured at 3.2 GB peak and 255 s of CPU (docs/training.md)
+    config = ModelsConfig.from_context(
+        ContextReader({"trainingSimulationCustomers": "10000", "trainingSimulationDays": "183"}.get)
+    )
+    assert (config.simulation.customers, config.simulation.days) == (10_000, 183)
 
 
 def test_context_strings_are_parsed_like_cdk_json_values():

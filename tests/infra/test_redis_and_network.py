@@ -8,7 +8,7 @@ from aws_cdk.assertions import Capture, Match
 
 from stacks.redis.self_hosted import NAMESPACE
 from tests.infra.conftest import EXISTING_SECRET_ARN, EXTERNAL_HOST
-from tests.infra.synth import Synth
+from tests.infra.synth import Synth, synth
 
 CONNECTION_KEYS = {"host", "port", "password", "username", "tls"}
 
@@ -56,6 +56,44 @@ def test_isolated_subnets_get_the_endpoints_redis_and_the_scorer_need(default_sy
     default_synth.template.has_resource_properties(
         "AWS::EC2::VPCEndpoint", {"VpcEndpointType": "Interface", "PrivateDnsEnabled": True}
     )
+
+
+def _depends_on(synth: Synth, resource_id: str) -> set[str]:
+    return set(synth.template_json["Resources"][resource_id].get("DependsOn", []))
+
+
+def _service_ids(synth: Synth) -> dict[str, str]:
+    """ "redis" / "grafana" -> the logical id of that ECS service."""
+    services = resources(synth, "AWS::ECS::Service")
+    return {
+        name: next(i for i in services if i.startswith(name.capitalize())) for name in ("redis", "grafana")
+    }
+
+
+def test_ecs_services_start_only_once_their_tasks_can_pull_mount_and_log(default_synth):
+    # GIVEN the private subnets' endpoints and the AOF volume's mount targets
+    endpoints = set(resources(default_synth, "AWS::EC2::VPCEndpoint"))
+    mount_targets = set(resources(default_synth, "AWS::EFS::MountTarget"))
+    assert len(endpoints) == 7
+    assert len(mount_targets) == 2
+    services = _service_ids(default_synth)
+
+    # THEN the tasks' services wait for all of them (CloudFormation would otherwise start the tasks
+    # in parallel, and three failed starts trip the deployment circuit breaker)
+    assert endpoints | mount_targets <= _depends_on(default_synth, services["redis"])
+    assert endpoints <= _depends_on(default_synth, services["grafana"])
+
+
+def test_lean_services_wait_for_the_nat_instance_routes():
+    lean = synth({"costPreset": "lean"})
+    routes = {
+        i
+        for i, r in resources(lean, "AWS::EC2::Route").items()
+        if "InstanceId" in r["Properties"] or "NatGatewayId" in r["Properties"]
+    }
+    assert routes
+    for service in _service_ids(lean).values():
+        assert routes <= _depends_on(lean, service), service
 
 
 def test_external_mode_needs_no_interface_endpoints(external_synth):
