@@ -41,6 +41,16 @@ class UserError(Exception):
         return f"{prog}: error: {text}"
 
 
+def invalid_redis_url(name: str, hint: str = "") -> UserError:
+    """For a Redis URL redis-py cannot parse. Neither the URL nor the parser's message is shown: the
+    message can quote part of the password (an unencoded `/`, `#` or `?` in it ends the host early)."""
+    how = "write it as redis://[user:password@]host:port/db (rediss:// for TLS), percent-encoding / # ? @ :"
+    return UserError(
+        f"{name} is not a valid Redis URL (not shown: it may hold a password)",
+        hint=f"{how} in the password" + (f"; {hint}" if hint else ""),
+    )
+
+
 def run(prog: str, body: Callable[[], int | None]) -> int:
     """Call `body`; return its exit code (None = 0), or report a UserError / Ctrl-C as one line."""
     try:

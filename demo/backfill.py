@@ -177,10 +177,11 @@ def run(args: argparse.Namespace) -> int:
         rows = shift_to_end_at(rows, int(time.time() * 1000))
     try:
         client = redis.Redis.from_url(args.redis_url, socket_timeout=30, socket_connect_timeout=5)
+    except ValueError:  # redis-py's URL parser
+        raise cli_errors.invalid_redis_url("--redis-url") from None
+    try:
         with client:
             stats = load_history(client, rows, labels=not args.no_labels)
-    except ValueError as exc:  # redis-py's URL parser; its message never repeats the URL
-        raise cli_errors.UserError(f"--redis-url is not a Redis URL: {exc}") from None
     except redis.RedisError as exc:  # the message names host and port, never the password
         raise cli_errors.UserError(
             f"cannot use the Redis: {exc}", hint="check --redis-url / REDIS_URL"

@@ -414,11 +414,8 @@ def _check_user_redis() -> None:
 
     try:
         check_redis(url)
-    except ValueError as exc:  # redis-py's URL parser; its message never repeats the URL (or a password)
-        raise cli_errors.UserError(
-            f"REDIS_URL is not a Redis URL: {exc}",
-            hint=f"write it as redis://[user:password@]host:port/db (rediss:// for TLS), {_OWN_REDIS_HINT}",
-        ) from exc
+    except ValueError:  # redis-py's URL parser
+        raise cli_errors.invalid_redis_url("REDIS_URL", _OWN_REDIS_HINT) from None
     except Exception as exc:  # the check's only job is this URL: any failure of it is about that Redis
         message = str(exc) if "REDIS_URL" in str(exc) else f"cannot use the Redis at REDIS_URL: {exc}"
         raise cli_errors.UserError(

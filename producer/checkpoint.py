@@ -81,6 +81,9 @@ class CheckpointStore:
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, self.path)
+        except OSError as exc:  # e.g. the path names a directory
+            Path(tmp).unlink(missing_ok=True)
+            raise ProducerError(f"cannot write checkpoint {self.path}: {exc.strerror or exc}") from None
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
@@ -124,10 +127,15 @@ class Watermark:
     def pending(self) -> int:
         return len(self._pending)
 
+    def is_done(self, ticket: int) -> bool:
+        return ticket < self._issued and ticket not in self._pending
+
     def checkpoint(self, *, source: str, order: str) -> Checkpoint:
         if self._first == self._issued:
             resume_at, ahead = self._next, set()
         else:
             resume_at, ahead = self._pending[self._first], set(self._done_ahead.values())
-        ahead |= {p for p in self._carried if p > resume_at}
+        # `>=`: a carried position the run stopped just before is still done (resuming there must
+        # skip it, not send it again).
+        ahead |= {p for p in self._carried if p >= resume_at}
         return Checkpoint(source, order, resume_at, frozenset(ahead))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
 import sys
 from pathlib import Path
@@ -218,6 +219,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("producer: interrupted before sending anything", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # `--dry-run | head`: the reader is gone. Point stdout at /dev/null so that Python's own
+        # flush at exit does not fail again (the recipe of the `signal` module's documentation).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_ERROR
 
 
 def _run(args: argparse.Namespace) -> int:

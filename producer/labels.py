@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from collections.abc import Callable
 
 from producer.events import SimRow, label_event
 
@@ -37,22 +38,24 @@ class LabelSchedule:
     def __init__(self, which: str = DEFAULT_LABELS, delay_ms: int = DEFAULT_LABEL_DELAY_MS) -> None:
         self.which = which
         self.delay_ms = delay_ms
-        self._heap: list[tuple[int, int, str, int, str]] = []
+        # (due, order, transaction id, label, card id, the transaction's watermark ticket)
+        self._heap: list[tuple[int, int, str, int, str, int | None]] = []
         self._order = itertools.count()
 
     def __len__(self) -> int:
         return len(self._heap)
 
-    def schedule(self, row: object, event: dict, stamped_ms: int) -> None:
+    def schedule(self, row: object, event: dict, stamped_ms: int, ticket: int | None = None) -> None:
         """Note the report of a transaction just stamped `stamped_ms` (simulator rows only: rows of
-        creditcard.csv carry their label in the event itself)."""
+        creditcard.csv carry their label in the event itself); `ticket`: the transaction's, for
+        `drain`."""
         if self.which == LABELS_NONE or not isinstance(row, SimRow) or row.label is None:
             return
         if self.which == LABELS_FRAUD and row.label != 1:
             return
         due = stamped_ms + self.delay_ms
         heapq.heappush(
-            self._heap, (due, next(self._order), event["transaction_id"], row.label, event["card_id"])
+            self._heap, (due, next(self._order), event["transaction_id"], row.label, event["card_id"], ticket)
         )
 
     def due(self, now_ms: int) -> list[tuple[dict, str]]:
@@ -60,15 +63,20 @@ class LabelSchedule:
         due time."""
         out = []
         while self._heap and self._heap[0][0] <= now_ms:
-            due, _, transaction_id, label, card_id = heapq.heappop(self._heap)
+            due, _, transaction_id, label, card_id, _ = heapq.heappop(self._heap)
             out.append((label_event(transaction_id=transaction_id, label=label, timestamp_ms=due), card_id))
         return out
 
-    def drain(self, at_ms: int) -> list[tuple[dict, str]]:
-        """Every pending report, stamped `at_ms` (or its due time if earlier): the end of a run."""
+    def drain(self, at_ms: int, sent: Callable[[int], bool] | None = None) -> list[tuple[dict, str]]:
+        """Every pending report, stamped `at_ms` (or its due time if earlier): the end of a run. With
+        `sent`, only the reports of transactions whose ticket it accepts: a stopped run's last attempt
+        can leave transactions unsent, and a report must never reach the stream before (or without)
+        its transaction; a resumed run sends those transactions, and schedules their reports, again."""
         out = []
         while self._heap:
-            due, _, transaction_id, label, card_id = heapq.heappop(self._heap)
+            due, _, transaction_id, label, card_id, ticket = heapq.heappop(self._heap)
+            if sent is not None and ticket is not None and not sent(ticket):
+                continue
             stamp = min(due, at_ms)
             out.append((label_event(transaction_id=transaction_id, label=label, timestamp_ms=stamp), card_id))
         return out

@@ -229,11 +229,15 @@ class Producer:
                     event = build_event(
                         item, source_key=self.source.key, loop=position.loop, timestamp_ms=stamp
                     )
-                    add(Entry(watermark.issue(position), event["card_id"], encode(event)))
-                    labels.schedule(item, event, stamp)
+                    ticket = watermark.issue(position)
+                    add(Entry(ticket, event["card_id"], encode(event)))
+                    labels.schedule(item, event, stamp, ticket)
                     taken += 1
-                # The run ends here: the reports not yet due are sent now (see producer.labels).
-                add_labels(labels.drain(self._last_stamp if self._last_stamp is not None else self._now_ms()))
+                # The run ends here: the reports not yet due are sent now (see producer.labels), after
+                # their transactions, and only for transactions Kinesis accepted.
+                flush()
+                end_ms = self._last_stamp if self._last_stamp is not None else self._now_ms()
+                add_labels(labels.drain(end_ms, sent=watermark.is_done))
                 flush()
         except KeyboardInterrupt:
             # A second Ctrl-C (or one outside our handler): entries of an interrupted call stay

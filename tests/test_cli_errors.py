@@ -73,12 +73,33 @@ def test_demo_with_an_unreachable_redis_says_so_in_one_line():
     assert result.stdout == ""
 
 
-def test_demo_with_a_malformed_redis_url_says_how_to_write_one_and_never_echoes_it():
-    result = python_m("demo", "--count", "10", env={"REDIS_URL": "secretpassword@localhost:6379"})
+# The password's first part is what redis-py's parser quotes when an unencoded `/`, `#` or `?` ends
+# the host early ("Port could not be cast to integer value as 'S3cr'").
+MALFORMED_URLS = [
+    "secretpassword@localhost:6379",
+    "redis://:secret/password@127.0.0.1:6390/0",
+    "redis://:secret#password@127.0.0.1:6390/0",
+]
+
+
+@pytest.mark.parametrize("url", MALFORMED_URLS)
+def test_demo_with_a_malformed_redis_url_says_how_to_write_one_and_never_echoes_it(url):
+    result = python_m("demo", "--count", "10", env={"REDIS_URL": url})
     line = one_error_line(result, "demo")
-    assert "REDIS_URL is not a Redis URL" in line
+    assert "REDIS_URL is not a valid Redis URL" in line
     assert "redis://" in line
-    assert "secretpassword" not in result.stderr + result.stdout
+    assert "secret" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("url", MALFORMED_URLS[1:])
+def test_backfill_and_render_never_echo_a_malformed_redis_url(tmp_path, url):
+    backfill = python_m(
+        "demo.backfill", "--redis-url", url, "--days", "1", "--customers", "5", "--terminals", "10"
+    )
+    render = python_m("grafana.render", "--redis-url", url, "--out", str(tmp_path / "charts"))
+    for result, prog in ((backfill, "demo.backfill"), (render, "grafana.render")):
+        assert "not a valid Redis URL" in one_error_line(result, prog)
+        assert "secret" not in result.stderr + result.stdout
 
 
 def test_demo_with_a_redis_without_modules_names_what_is_missing(redis_without_modules):
@@ -93,7 +114,7 @@ def test_render_with_an_unreachable_or_malformed_redis_is_one_line(tmp_path):
     refused = python_m("grafana.render", "--redis-url", f"redis://127.0.0.1:{free_port()}/0", "--out", out)
     assert "Connection refused" in one_error_line(refused, "grafana.render")
     malformed = python_m("grafana.render", "--redis-url", "localhost:6379", "--out", out)
-    assert "not valid" in one_error_line(malformed, "grafana.render")
+    assert "not a valid Redis URL" in one_error_line(malformed, "grafana.render")
     assert not Path(out).exists() or not any(Path(out).iterdir())
 
 

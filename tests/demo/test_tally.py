@@ -83,6 +83,15 @@ def test_rejections_are_counted_from_the_stream_since_a_time(client):
     assert tally.count(client, since_ms=SINCE).rejected == 3
 
 
+def test_only_rejected_transactions_count_not_labels_or_reused_ids(client):
+    # A lost fraud transaction's own report is rejected as unknown_transaction: counting it as a
+    # rejected transaction would make "sent - (stored + rejected)" hide the loss.
+    for i, reason in enumerate(["not_json", "unknown_transaction", "duplicate_id_conflict", "invalid_field"]):
+        client.xadd(REJECTED_STREAM, {"reason": reason}, id=f"{SINCE + i}-0")
+    assert tally.count_rejected(client, since_ms=SINCE) == 2
+    assert tally.count_rejected(client) == 2
+
+
 def test_rejections_are_counted_across_pages(client):
     pipe = client.pipeline(transaction=False)
     for i in range(10_050):

@@ -9,6 +9,8 @@ import json
 import os
 import re
 import stat
+import subprocess
+import sys
 import time
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -335,6 +337,23 @@ def test_grafana_runs_every_dashboard_query(as_scorer, admin, make_transaction, 
     assert grafana.ping() is True
     with_data = {title for title, r in results if r.has_data}
     assert {"Transactions scored", "Fraud verdicts", "Latest flagged transactions"} <= with_data
+
+
+def test_the_chart_renderer_runs_as_the_grafana_user(acl_server, admin, tmp_path):
+    # WHEN the PNG renderer logs in as the deployment's read-only Grafana user (it may not list modules)
+    result = subprocess.run(
+        [sys.executable, "-m", "grafana.render", "--redis-url", acl_server.url_for(redis_acl.GRAFANA_USER)]
+        + ["--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    # THEN it draws the dashboards instead of failing on the module check
+    assert result.returncode == 0, result.stderr[-2000:]
+    charts = list(tmp_path.iterdir())
+    assert charts
+    assert {p.suffix for p in charts} == {".png"}
 
 
 WRITES = [

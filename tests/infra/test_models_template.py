@@ -286,6 +286,11 @@ def test_every_job_budget_fits_inside_the_custom_resource_timeout(trained):
     training = int(properties["TrainingMaxRuntimeSeconds"])
     deadline = int(properties["JobDeadlineSeconds"])
     assert prepare <= 900  # Lambda's maximum
+    # The Provider framework's own onEvent function calls on_event synchronously: ours must end first,
+    # or the framework dies at the same limit and CloudFormation waits out the ServiceTimeout (the CDK
+    # custom_resources README: "not to exceed a 14 minutes timeout").
+    assert prepare < _lambda_timeout(trained, "framework.onEvent")
+    assert prepare + 60 <= _lambda_timeout(trained, "framework.onEvent")
     assert prepare + training + budget.SCORING_BUDGET_S <= deadline
     assert budget.SCORING_BUDGET_S >= 300  # two transforms on fresh instances need minutes
     assert deadline + retry["IntervalSeconds"] + poll <= provider_total

@@ -11,10 +11,13 @@ from botocore.stub import Stubber
 
 from fraud_data.schema import COLUMNS
 from fraud_data.synthetic import generate_rows
+from fraud_data.transactions import COLUMNS as COLUMNS_V2
+from fraud_data.transactions import Transactions
 from producer.checkpoint import Checkpoint, CheckpointStore, Watermark
 from producer.errors import ProducerError
 from producer.replay import Producer
-from producer.source import CsvSource, Position, SyntheticSource
+from producer.sender import Backoff
+from producer.source import CsvSource, Position, SyntheticSource, TransactionsSource
 
 
 def test_watermark_stops_at_the_first_record_not_accepted():
@@ -173,3 +176,66 @@ def test_a_partially_accepted_batch_is_resumed_without_resending_accepted_rows(t
     assert store.load(source="synthetic-1", order="sequential") == Checkpoint(
         "synthetic-1", "sequential", Position(0, 4)
     )
+
+
+def test_a_carried_position_the_run_stops_just_before_stays_done():
+    # GIVEN a resumed run that must skip (0, 2) and stops right after (0, 1)
+    mark = Watermark(Position(0, 1), frozenset({Position(0, 2)}))
+    mark.done(mark.issue(Position(0, 1)))
+    # THEN the next run resumes at (0, 2) AND still skips it: it was accepted two runs ago
+    assert mark.checkpoint(source="s", order="sequential") == Checkpoint(
+        "s", "sequential", Position(0, 2), frozenset({Position(0, 2)})
+    )
+
+
+def test_a_checkpoint_path_that_is_a_directory_is_a_clear_error(tmp_path):
+    with pytest.raises(ProducerError, match="cannot write checkpoint"):
+        CheckpointStore(tmp_path).save(Checkpoint("s", "sequential", Position(0, 1)))
+    assert list(tmp_path.iterdir()) == []  # no temporary file left behind
+
+
+class ThrottlesAllAndStops:
+    """Kinesis throttling every record while Ctrl-C is pressed (the first call), then accepting."""
+
+    def __init__(self) -> None:
+        self.producer: Producer | None = None
+        self.accepted: list[dict] = []
+
+    def put_records(self, StreamName, Records):  # noqa: N803 - boto3's parameter names
+        if self.producer is not None:
+            self.producer.stop()
+            self.producer = None
+            refused = {"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": "slow"}
+            return {"FailedRecordCount": len(Records), "Records": [refused for _ in Records]}
+        self.accepted += [json.loads(r["Data"]) for r in Records]
+        return {"Records": [{"SequenceNumber": "1", "ShardId": "shardId-0"} for _ in Records]}
+
+
+def test_a_stopped_run_never_sends_a_report_without_its_transaction(tmp_path):
+    # GIVEN one fraud, whose report is due a day later, and a stream that refuses it as Ctrl-C comes
+    fraud = Transactions()
+    for column, value in zip(COLUMNS_V2, ("sim-1-0", 1_700_000_000_000, "c0", "t0", 10.0, 1, 1), strict=True):
+        getattr(fraud, column).append(value)
+    store = CheckpointStore(tmp_path / "cp.json")
+    kinesis = ThrottlesAllAndStops()
+
+    def producer(resume: bool) -> Producer:
+        return Producer(
+            source=TransactionsSource(fraud, key="k"),
+            stream_name="s",
+            kinesis_client=kinesis,
+            checkpoint=store,
+            resume=resume,
+            backoff=Backoff(base_seconds=0, cap_seconds=0),
+        )
+
+    # WHEN the run stops with the transaction unsent, THEN its report is not sent either
+    kinesis.producer = first = producer(resume=False)
+    first.run()
+    assert kinesis.accepted == []
+    # AND the resumed run sends the transaction, then its report
+    producer(resume=True).run()
+    assert [(e.get("type", "transaction"), e["transaction_id"]) for e in kinesis.accepted] == [
+        ("transaction", "sim-1-0"),
+        ("label", "sim-1-0"),
+    ]

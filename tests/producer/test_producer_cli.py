@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import shlex
 import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -193,3 +196,17 @@ def test_ctrl_c_stops_cleanly_with_the_checkpoint_saved(moto_url, stream, read_s
     assert ids == [f"synthetic-9-{i:06d}" for i in range(len(ids))]
     assert saved["resume_at"] == [0, len(ids)]
     assert saved["done_ahead"] == []
+
+
+def test_a_dry_run_piped_into_head_ends_without_a_traceback():
+    # `head` closes the pipe after one line: the producer must stop quietly, not print a traceback
+    result = subprocess.run(
+        f"{shlex.quote(sys.executable)} -m producer --dry-run --source synthetic -q --count 20000 | head -1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert json.loads(result.stdout)["transaction_id"]
+    assert "Traceback" not in result.stderr
+    assert "BrokenPipeError" not in result.stderr

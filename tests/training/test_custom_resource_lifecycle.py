@@ -50,6 +50,10 @@ class ResourceLimitExceeded(SagemakerClientError):
     code = "ResourceLimitExceeded"
 
 
+class Validation(SagemakerClientError):
+    code = "ValidationException"
+
+
 class ResourceNotFound(SagemakerClientError):
     code = "ResourceNotFound"
 
@@ -159,10 +163,15 @@ class SageMakerWorld:
 
         # StopTrainingJob/StopTransformJob: "SageMaker changes the status of the job to Stopping"
         # (API reference); a job that does not exist is ResourceNotFound.
+        # SageMaker stops only an InProgress job: "The request was rejected because the training job
+        # is in status Stopped." (a Stopping job stays so for up to 120 s: API_StopTrainingJob)
         def stop_training_job(response):
             job = response.sagemaker_backend.training_jobs.get(response._get_param("TrainingJobName"))
             if job is None:
                 raise ResourceNotFound("Requested resource not found.")
+            if job.training_job_status != "InProgress":
+                status = job.training_job_status
+                raise Validation(f"The request was rejected because the training job is in status {status}.")
             job.training_job_status = "Stopping"
             return EmptyResult()
 
@@ -170,6 +179,9 @@ class SageMakerWorld:
             job = response.sagemaker_backend.transform_jobs.get(response._get_param("TransformJobName"))
             if job is None:
                 raise ResourceNotFound("Requested resource not found.")
+            if job.transform_job_status != "InProgress":
+                status = job.transform_job_status
+                raise Validation(f"The request was rejected because the transform job is in status {status}.")
             job.transform_job_status = "Stopping"
             return EmptyResult()
 
@@ -578,6 +590,15 @@ def test_a_failed_training_job_fails_the_deployment_with_sagemakers_reason(deplo
     assert f"training job {data['AnomalyTrainingJob']} is Failed: {reason}" in str(failure.value)
     assert deployment.world.transform_jobs == {}
     assert deployment.world.models == {}
+    # AND no job runs without its resource: the other model's training is stopped (a failed Update
+    # gets no Delete that would stop it)
+    assert deployment.world.training_status()[data["FraudTrainingJob"]] == "Stopping"
+
+
+def test_the_training_max_runtime_comes_from_the_resource_properties(deployment):
+    created = deployment.create(TrainingMaxRuntimeSeconds="600")
+    for name in (created["Data"]["FraudTrainingJob"], created["Data"]["AnomalyTrainingJob"]):
+        assert deployment.world.training_jobs[name].stopping_condition["MaxRuntimeInSeconds"] == 600
 
 
 def test_a_failed_scoring_transform_fails_the_deployment_and_drops_the_temporary_models(deployment):
@@ -667,6 +688,20 @@ def test_delete_stops_the_running_jobs_and_drops_the_temporary_models(deployment
     }
     assert deployment.world.transform_status() == {data["AnomalyScoringJob"]: "Stopping"}
     assert deployment.world.models == {}
+
+
+def test_a_delete_right_after_a_deadline_failure_succeeds_while_the_jobs_are_stopping(deployment):
+    # GIVEN a deployment failed at its deadline: its jobs are Stopping (for up to 2 minutes)
+    created = deployment.create()
+    deployment.clock.now = NOW + budget.JOB_DEADLINE_S + 1
+    with pytest.raises(TrainingFailed):
+        deployment.poll(created)
+    assert set(deployment.world.training_status().values()) == {"Stopping"}
+
+    # WHEN CloudFormation rolls back at once THEN the Delete succeeds (SageMaker would refuse to stop
+    # a Stopping job again: the stack would end in ROLLBACK_FAILED)
+    deployment.delete(created["PhysicalResourceId"])
+    assert set(deployment.world.training_status().values()) == {"Stopping"}
 
 
 def test_delete_also_stops_a_retried_attempt(deployment):

@@ -23,7 +23,12 @@ from __future__ import annotations
 SERVICE_TIMEOUT_S = 3600  # CloudFormation's maximum (and default) for a custom resource
 MARGIN_S = 300
 
-PREPARE_TIMEOUT_S = 900  # Lambda's maximum timeout
+# Below the CDK Provider framework's own functions' 900 s: its onEvent function calls ours synchronously,
+# and if both hit 900 s the framework dies first and nobody answers CloudFormation until the
+# ServiceTimeout ("It is recommended not to exceed a 14 minutes timeout, since all framework functions
+# are configured to time out after 15 minutes": aws-cdk-lib custom_resources README, *Timeouts*).
+FRAMEWORK_FUNCTION_TIMEOUT_S = 900
+PREPARE_TIMEOUT_S = FRAMEWORK_FUNCTION_TIMEOUT_S - 60
 TRAINING_MAX_RUNTIME_S = 1500
 SCORING_BUDGET_S = 600
 JOB_DEADLINE_S = PREPARE_TIMEOUT_S + TRAINING_MAX_RUNTIME_S + SCORING_BUDGET_S

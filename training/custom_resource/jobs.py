@@ -72,6 +72,7 @@ class Jobs:
                 data_prefix=data_prefix,
                 instance_type=props.training_instance_type,
                 manifest=manifest,
+                max_runtime_seconds=props.training_max_runtime_s,
             )
             try:
                 names[model], created = self.ensure_training_job(base, request_for)
@@ -111,11 +112,20 @@ class Jobs:
     def stop_training_jobs(self, names: list[str], *, why: str) -> None:
         """Best effort: keep stopping the others if one cannot be stopped (the deployment fails anyway)."""
         for name in names:
-            try:
-                logger.info("stopping training job %s: %s", name, why)
+            self._stop("training", name, why)
+
+    def _stop(self, kind: str, name: str, why: str) -> None:
+        """Ask SageMaker to stop a training or transform job; never raises. SageMaker refuses to stop
+        a job that is no longer InProgress (already Stopping for up to 2 minutes, or just finished
+        between the describe and this call): a Delete or a failure report must not fail on that."""
+        logger.info("stopping %s job %s: %s", kind, name, why)
+        try:
+            if kind == "training":
                 self.sagemaker.stop_training_job(TrainingJobName=name)
-            except ClientError as error:
-                logger.error("could not stop training job %s: %s", name, error)
+            else:
+                self.sagemaker.stop_transform_job(TransformJobName=name)
+        except ClientError as error:
+            logger.warning("could not stop %s job %s: %s", kind, name, error)
 
     # ---- scoring --------------------------------------------------------------------------------
 
@@ -164,17 +174,16 @@ class Jobs:
     # ---- stopping -------------------------------------------------------------------------------
 
     def stop_running(
-        self, training: dict[str, progress.JobState], scoring: dict[str, progress.JobState]
+        self, training: dict[str, progress.JobState], scoring: dict[str, progress.JobState], *, why: str
     ) -> None:
-        """Stop every job still running (the deadline) and drop the temporary models."""
+        """Stop every job still running (the deadline, or a failed sibling) and drop the temporary
+        models."""
         for job in training.values():
-            if job.status in progress.RUNNING:
-                logger.info("deadline: stopping training job %s", job.name)
-                self.sagemaker.stop_training_job(TrainingJobName=job.name)
+            if job.status == progress.IN_PROGRESS:
+                self._stop("training", job.name, why)
         for job in scoring.values():
-            if job.status in progress.RUNNING:
-                logger.info("deadline: stopping transform job %s", job.name)
-                self.sagemaker.stop_transform_job(TransformJobName=job.name)
+            if job.status == progress.IN_PROGRESS:
+                self._stop("transform", job.name, why)
         for job in training.values():
             self.delete_model(job.name)
 
@@ -184,13 +193,11 @@ class Jobs:
             status = self.describe_training(training_name).status
             if status is None:
                 break  # attempts are numbered in order: no later attempt exists either
-            if status in progress.RUNNING:
-                logger.info("stopping training job %s", training_name)
-                self.sagemaker.stop_training_job(TrainingJobName=training_name)
+            if status == progress.IN_PROGRESS:
+                self._stop("training", training_name, "its resource is deleted")
             for transform_name in naming.candidate_names(naming.transform_job_name(training_name)):
-                if self.describe_transform(transform_name).status in progress.RUNNING:
-                    logger.info("stopping transform job %s", transform_name)
-                    self.sagemaker.stop_transform_job(TransformJobName=transform_name)
+                if self.describe_transform(transform_name).status == progress.IN_PROGRESS:
+                    self._stop("transform", transform_name, "its resource is deleted")
             self.delete_model(training_name)
 
     # ---- describe / delete ----------------------------------------------------------------------

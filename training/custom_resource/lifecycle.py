@@ -147,12 +147,13 @@ class Trainer:
             decision,
         )
         if decision.failure:
-            for job in training.values():
-                sagemaker.delete_model(job.name)
+            # No job runs without its resource: the other model's job is stopped too (a failed
+            # Update gets no Delete for these jobs).
+            sagemaker.stop_running(training, scoring, why="a job of this deployment failed")
             raise TrainingFailed(decision.failure)
         elapsed = self.clock() - float(state.get("StartedAt", self.clock()))
         if not decision.finished and elapsed > props.job_deadline_s:
-            sagemaker.stop_running(training, scoring)
+            sagemaker.stop_running(training, scoring, why="the deadline passed")
             raise TrainingFailed(_deadline_message(props, elapsed, [*training.values(), *scoring.values()]))
         for model in decision.start_transforms:
             sagemaker.start_scoring(

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-RUNNING = frozenset({"InProgress", "Stopping"})
+IN_PROGRESS = "InProgress"  # the only status SageMaker lets a Stop* call act on
+RUNNING = frozenset({IN_PROGRESS, "Stopping"})
 FAILED = frozenset({"Failed", "Stopped"})
 COMPLETED = "Completed"
 
