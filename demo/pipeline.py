@@ -27,6 +27,7 @@ from typing import Any
 import redis
 
 from contracts import scorer_env
+from contracts import trigger as trigger_defaults
 from demo import tally as tallies
 from emulators.kinesis_server import REGION, LocalKinesisServer, read_stream
 from emulators.kinesis_trigger import (
@@ -51,13 +52,16 @@ DEFAULT_LIVE_LABEL_DELAY_MS = 2_000
 FRAUD_ENDPOINT = "fraud-detection-xgboost"
 ANOMALY_ENDPOINT = "fraud-detection-rcf"
 
-# What the CDK stack configures for the real trigger (batches of up to 500, bisect, bounded
-# retries). Retries back off up to 3 s, so ~10 retries ride out a restart of Redis of several seconds.
+# The deployed trigger's settings (contracts/trigger.py: batch size, retries bounded by the records'
+# age), bisect and ReportBatchItemFailures as the stack sets them. One deliberate difference: no
+# batching window (the stack waits up to 1 s to fill a batch; at the demo's rate every batch would
+# wait that second, and the latency figures would be mostly that wait).
 DEFAULT_TRIGGER = TriggerSettings(
-    batch_size=500,
+    batch_size=trigger_defaults.BATCH_SIZE,
     batching_window_s=0.0,
     bisect_on_error=True,
-    maximum_retry_attempts=10,
+    maximum_retry_attempts=trigger_defaults.RETRY_ATTEMPTS,
+    maximum_record_age_s=trigger_defaults.MAX_RECORD_AGE_SECONDS,
     report_batch_item_failures=True,
     poll_interval_s=0.1,
 )

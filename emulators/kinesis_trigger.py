@@ -12,7 +12,8 @@ callable (`handler(event, context)`, e.g. `lambda_src/handler.handler`) with eve
 - an exception from the handler is a function error: with `bisect_on_error` the batch is split in
   two and each half retried (splitting does not count as a retry, as in Lambda); a single record, or
   bisect off, is retried as is;
-- at most `maximum_retry_attempts` retries of a batch (with capped exponential backoff), then its
+- at most `maximum_retry_attempts` retries of a batch (with capped exponential backoff), and none
+  once its oldest record is older than `maximum_record_age_s` (by its arrival time): then its
   metadata goes to the on-failure destination (like Lambda's SQS on-failure record) and the shard
   moves on;
 - a per-shard checkpoint (last sequence number done), kept in memory and optionally in a JSON file
@@ -20,8 +21,9 @@ callable (`handler(event, context)`, e.g. `lambda_src/handler.handler`) with eve
 - `stop()` finishes the invocation in flight and stops; anything not checkpointed is read again by
   the next run (at-least-once delivery, which is why the handler is idempotent).
 
-Not modelled: resharding (shards are listed once at start), ParallelizationFactor, tumbling windows,
-MaximumRecordAge and function timeouts.
+Not modelled: resharding (shards are listed once at start), ParallelizationFactor, tumbling windows
+and function timeouts. MaximumRecordAge is checked when a batch fails (Lambda also skips expired
+records before invoking).
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class TriggerSettings:
     starting_position: Literal["TRIM_HORIZON", "LATEST"] = "TRIM_HORIZON"  # StartingPosition
     bisect_on_error: bool = True  # BisectBatchOnFunctionError
     maximum_retry_attempts: int = 10  # MaximumRetryAttempts (bounded: -1 is not offered)
+    maximum_record_age_s: float | None = None  # MaximumRecordAgeInSeconds (None: -1, no limit)
     report_batch_item_failures: bool = True  # FunctionResponseTypes=[ReportBatchItemFailures]
     poll_interval_s: float = 0.2  # wait after an empty GetRecords
     retry_base_s: float = 0.1  # backoff before retry n: base * 2**(n-1), capped, with jitter
@@ -356,11 +359,15 @@ class KinesisTrigger:
                 work.appendleft(_Batch(batch.records[:half], batch.retries))
                 continue
             batch.retries += 1
-            if batch.retries > self.settings.maximum_retry_attempts:
+            if batch.retries > self.settings.maximum_retry_attempts or self._expired(batch):
                 work.popleft()
                 self._give_up(state.shard_id, batch, outcome)
                 continue
             self._stop.wait(self._backoff(batch.retries))
+
+    def _expired(self, batch: _Batch) -> bool:
+        limit = self.settings.maximum_record_age_s
+        return limit is not None and time.time() - batch.records[0].arrival_s > limit
 
     def _invoke(self, shard_id: str, records: list[KinesisRecord]) -> _Outcome:
         event = kinesis_event(records, stream_arn=self.stream_arn, shard_id=shard_id)

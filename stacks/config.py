@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from contracts import trigger
 from contracts.scorer_env import DEFAULT_TXN_RETENTION_MS
 from contracts.stack_outputs import DEFAULT_STACK_NAME
 from stacks.context import ConfigError, ContextReader
@@ -93,12 +94,16 @@ class TriggerConfig:
     @classmethod
     def from_context(cls, ctx: ContextReader) -> TriggerConfig:
         return cls(
-            batch_size=ctx.integer("batchSize", 500, minimum=1, maximum=10000),
-            batching_window_seconds=ctx.integer("batchingWindowSeconds", 1, minimum=0, maximum=300),
+            batch_size=ctx.integer("batchSize", trigger.BATCH_SIZE, minimum=1, maximum=10000),
+            batching_window_seconds=ctx.integer(
+                "batchingWindowSeconds", trigger.BATCHING_WINDOW_SECONDS, minimum=0, maximum=300
+            ),
             parallelization_factor=ctx.integer("parallelizationFactor", 1, minimum=1, maximum=10),
-            # Bounded: a poison batch is bisected, retried at most this often, then sent to the queue.
-            retry_attempts=ctx.integer("retryAttempts", 5, minimum=0, maximum=10000),
-            max_record_age_seconds=ctx.integer("maxRecordAgeSeconds", 3600, minimum=60, maximum=604800),
+            # Through an outage, up to the records' age (contracts/trigger.py says why).
+            retry_attempts=ctx.integer("retryAttempts", trigger.RETRY_ATTEMPTS, minimum=0, maximum=10000),
+            max_record_age_seconds=ctx.integer(
+                "maxRecordAgeSeconds", trigger.MAX_RECORD_AGE_SECONDS, minimum=60, maximum=604800
+            ),
         )
 
 

@@ -80,6 +80,19 @@ def _goal_lines(g: dict) -> list[str]:
             f"| production − our baseline, {metric} | {check['gain']:+.3f} | ≥ +{check['required']} "
             f"| {_yes(check['holds'])} | {reach} |"
         )
+    for metric, check in g.get("production_gain_over_tuned_baseline", {}).items():
+        lines.append(
+            f"| production − our tuned baseline, {metric} | {check['gain']:+.3f} "
+            f"| ≥ +{check['required']} | {_yes(check['holds'])} | — |"
+        )
+    if "production_gain_over_tuned_baseline" in g:
+        lines += [
+            "",
+            "*Our baseline* is the reproduction row (the Handbook's settings). Read against the tuned "
+            "baseline row instead (the same 15 features, tuned on validation like the production row), "
+            "the gains are smaller; and the production row also trains on 42 days where the baselines "
+            "train on 7 (the window was part of its tuning), so part of either gain is the longer window.",
+        ]
     return lines
 
 
@@ -286,6 +299,14 @@ def _other_seed_lines(others: list[dict]) -> list[str]:
             for metric, check in o["goals"]["reproduction"].items()
         )
         out.append(f"- seed {o['seed']}: reproduction vs the published XGBoost row: {repro}.")
+        tuned = o["goals"].get("production_gain_over_tuned_baseline")
+        if tuned:
+            out.append(
+                f"- seed {o['seed']}: production − our tuned baseline: AP "
+                f"{tuned['average_precision']['gain']:+.3f}, CP@100 "
+                f"{tuned['card_precision_at_100']['gain']:+.3f} "
+                f"(goals {_yes(all(c['holds'] for c in tuned.values()))})."
+            )
         out.append(
             f"- seed {o['seed']}: {o['dataset']['transactions']:,} transactions, "
             f"{o['dataset']['frauds']:,} frauds; groups its validation weeks would keep: {kept}; "

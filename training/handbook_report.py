@@ -214,6 +214,7 @@ def goals(rows: list[dict], *, seed: int, ceiling: dict | None = None) -> dict:
     (for CP@100, the higher of the ceiling and its busiest-cards-first variant)."""
     by_name = {r["name"]: r for r in rows}
     ours, base, prod = by_name[REPRODUCTION], by_name[REPRODUCTION], by_name[PRODUCTION]
+    tuned = by_name.get(TUNED_BASELINE)
     reproduction = {
         m: {
             "ours": ours[m],
@@ -240,6 +241,18 @@ def goals(rows: list[dict], *, seed: int, ceiling: dict | None = None) -> dict:
             room = reach - base[m]
             check |= {"max_gain": round(room, 4), "reachable": room >= check["required"]}
     result = {"reproduction": reproduction, "production_gain_over_baseline": gains}
+    if tuned is not None:
+        # The other reading of "our own baseline row": the baseline features with the same tuning
+        # (its search space keeps 7 training days; the production row's chose 42), so the gain is
+        # what our features (and the longer window) add beyond tuning.
+        result["production_gain_over_tuned_baseline"] = {
+            m: {
+                "gain": round(prod[m] - tuned[m], 4),
+                "required": need,
+                "holds": prod[m] - tuned[m] >= need,
+            }
+            for m, need in PRODUCTION_MIN_GAIN.items()
+        }
     if seed == DEFAULT_SEED:
         ap = prod["average_precision"]
         result["production_ap_on_default_seed"] = {

@@ -198,6 +198,30 @@ def test_without_bisect_a_failing_batch_is_retried_whole_then_skipped_and_the_sh
     assert trigger.checkpoints.snapshot()[trigger.shard_ids[0]] == seqs[-1]
 
 
+def test_retries_end_when_the_records_are_older_than_the_maximum_age(kinesis, stream):
+    # GIVEN a batch that keeps failing (an outage that outlasts the records' maximum age)
+    datas = ["r0", "r1"]
+    seqs = put(kinesis, stream, datas)
+
+    def fail(_call, batch, _seqs):
+        if "r0" in batch:
+            raise ConnectionError("redis down")
+
+    handler = RecordingHandler(fail)
+
+    # WHEN the retries are practically unbounded but the records may be at most 0.3 s old
+    trigger = run(
+        kinesis, stream, handler, batch_size=1, maximum_retry_attempts=10_000, maximum_record_age_s=0.3
+    )
+
+    # THEN the failing record is given up once too old (its range goes to the on-failure record),
+    # after several retries, and the shard moves on
+    assert 2 < len([c for c in handler.calls if c == ["r0"]]) < 200
+    (entry,) = trigger.on_failure.records
+    assert entry["KinesisBatchInfo"]["startSequenceNumber"] == seqs[0]
+    assert handler.calls[-1] == ["r1"]
+
+
 def test_an_unknown_item_identifier_fails_the_whole_batch(kinesis, stream):
     # GIVEN a handler whose first answer names a sequence number that is not in the batch
     datas = ["a", "b", "c"]

@@ -155,7 +155,8 @@ def test_event_source_mapping_is_bounded_and_reports_partial_failures(default_sy
             "MaximumBatchingWindowInSeconds": 1,
             "FunctionResponseTypes": ["ReportBatchItemFailures"],
             "BisectBatchOnFunctionError": True,
-            "MaximumRetryAttempts": 5,
+            # Retried through an outage, up to the records' age (an hour), then to the on-failure queue
+            "MaximumRetryAttempts": 10000,
             "MaximumRecordAgeInSeconds": 3600,
             "ParallelizationFactor": 1,
             "StartingPosition": "TRIM_HORIZON",

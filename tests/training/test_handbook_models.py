@@ -216,6 +216,18 @@ def test_reduced_run_reports_every_row_with_the_required_fields(reduced_report, 
     assert f"| 3 | {ceiling['test_frauds']} | {ceiling['invisible_frauds']} (" in text
 
 
+def test_the_gain_goals_are_also_read_against_the_tuned_baseline(reduced_report, tmp_path):
+    # "Our own baseline row" has two readings: the Handbook-settings row and the tuned one
+    rows = {r["name"]: r for r in reduced_report["handbook_protocol"]}
+    goals = hr.goals(reduced_report["handbook_protocol"], seed=3)
+    for metric, check in goals["production_gain_over_tuned_baseline"].items():
+        gain = rows[hr.PRODUCTION][metric] - rows[hr.TUNED_BASELINE][metric]
+        assert check["gain"] == round(gain, 4)
+        assert check["holds"] == (gain >= hr.PRODUCTION_MIN_GAIN[metric])
+    hr.write_report(reduced_report | {"goals": goals}, tmp_path / "r")
+    assert "| production − our tuned baseline, average_precision |" in (tmp_path / "r.md").read_text()
+
+
 def test_reports_of_several_seeds_combine_into_one(reduced_report, tmp_path):
     first = tmp_path / "first.json"
     second = tmp_path / "second.json"
