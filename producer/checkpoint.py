@@ -2,7 +2,9 @@
 
 The checkpoint holds the first position not yet done plus the few positions after it that are done
 already (a batch's entries are accepted out of order when some come back failed). A resumed run
-starts at that position and skips those, so nothing is lost and nothing accepted is sent twice.
+starts at that position and skips those, so nothing is lost and nothing accepted is sent twice. It
+also holds the fraud reports still due for transactions Kinesis accepted: a resumed run sends them
+(the run that accepted those transactions will not).
 """
 
 from __future__ import annotations
@@ -25,12 +27,17 @@ def default_path(source_key: str, order: str) -> Path:
     return DEFAULT_DIR / f"checkpoint-{source_key}{suffix}.json"
 
 
+# A report still due: (due at ms, transaction id, label, card id = its partition key).
+PendingReport = tuple[int, str, int, str]
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     source: str
     order: str
     resume_at: Position = Position()
     done_ahead: frozenset[Position] = field(default_factory=frozenset)
+    pending_reports: tuple[PendingReport, ...] = ()
 
 
 class CheckpointStore:
@@ -46,6 +53,10 @@ class CheckpointStore:
                 order=data["order"],
                 resume_at=Position(*data["resume_at"]),
                 done_ahead=frozenset(Position(*p) for p in data.get("done_ahead", ())),
+                pending_reports=tuple(
+                    (int(due), str(tid), int(label), str(card))
+                    for due, tid, label, card in data.get("pending_reports", ())
+                ),
             )
         except FileNotFoundError:
             return None
@@ -69,6 +80,7 @@ class CheckpointStore:
             "order": checkpoint.order,
             "resume_at": [checkpoint.resume_at.loop, checkpoint.resume_at.offset],
             "done_ahead": sorted([p.loop, p.offset] for p in checkpoint.done_ahead),
+            "pending_reports": [list(report) for report in checkpoint.pending_reports],
         }
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from producer.events import SimRow, label_event
 
@@ -57,6 +57,21 @@ class LabelSchedule:
         heapq.heappush(
             self._heap, (due, next(self._order), event["transaction_id"], row.label, event["card_id"], ticket)
         )
+
+    def pending(self, sent: Callable[[int], bool]) -> list[tuple[int, str, int, str]]:
+        """(due, transaction id, label, card id) of every report still due whose transaction was
+        accepted (`sent` accepts its ticket; a restored report's was, in an earlier run): what a
+        checkpoint keeps."""
+        return [
+            (due, transaction_id, label, card_id)
+            for due, _, transaction_id, label, card_id, ticket in self._heap
+            if ticket is None or sent(ticket)
+        ]
+
+    def restore(self, reports: Iterable[tuple[int, str, int, str]]) -> None:
+        """Reports an earlier run left due (its checkpoint's), sent like any other when due."""
+        for due, transaction_id, label, card_id in reports:
+            heapq.heappush(self._heap, (due, next(self._order), transaction_id, label, card_id, None))
 
     def due(self, now_ms: int) -> list[tuple[dict, str]]:
         """(label event, partition key) of every report due at or before `now_ms`, stamped with its

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import sys
 import threading
@@ -14,7 +15,7 @@ from typing import TextIO
 
 from fraud_data.simulator import SimulationConfig
 from producer.aws import make_client
-from producer.checkpoint import CheckpointStore, Watermark, default_path
+from producer.checkpoint import CheckpointStore, PendingReport, Watermark, default_path
 from producer.errors import ProducerError
 from producer.events import Row, SimRow, build_event, encode
 from producer.labels import (
@@ -154,7 +155,7 @@ class Producer:
 
     def run(self) -> Summary:
         summary = Summary(dry_run=self.dry_run)
-        start, already_done = self._resume_point()
+        start, already_done, reports_due = self._resume_point()
         watermark = Watermark(start, already_done)
         started = self._clock()
         last_saved = started
@@ -203,6 +204,7 @@ class Producer:
                 add(Entry(LABEL_TICKET, partition_key, encode(event)))
 
         labels = LabelSchedule(self.labels, self.label_delay_ms)
+        labels.restore(reports_due)
         try:
             with self._sigint_stops_run():
                 taken = 0
@@ -250,7 +252,7 @@ class Producer:
                 summary.resume_at = watermark.checkpoint(
                     source=self.source.key, order=self.source.order
                 ).resume_at
-                self._save(watermark)
+                self._save(watermark, labels)
             self.progress.finish(summary.line())
         return summary
 
@@ -270,19 +272,26 @@ class Producer:
             self._last_stamp = stamp
         return stamp
 
-    def _resume_point(self) -> tuple[Position, frozenset[Position]]:
+    def _resume_point(self) -> tuple[Position, frozenset[Position], tuple[PendingReport, ...]]:
         if not (self.resume and self.checkpoint):
-            return Position(), frozenset()
+            return Position(), frozenset(), ()
         saved = self.checkpoint.load(source=self.source.key, order=self.source.order)
         if saved is None:
             self.progress.note(f"no checkpoint at {self.checkpoint.path}: starting at the beginning")
-            return Position(), frozenset()
+            return Position(), frozenset(), ()
         self.progress.note(f"resuming at pass {saved.resume_at.loop}, row {saved.resume_at.offset}")
-        return saved.resume_at, saved.done_ahead
+        return saved.resume_at, saved.done_ahead, saved.pending_reports
 
-    def _save(self, watermark: Watermark) -> None:
+    def _save(self, watermark: Watermark, labels: LabelSchedule | None = None) -> None:
+        """The checkpoint; with `labels` (when the run ends, however it ends), the reports still due
+        for accepted transactions too. Not in the saves of every second: a day's report delay at a
+        few hundred records/s keeps ~10^5 reports due, megabytes to write each time."""
         if self.checkpoint is not None and not self.dry_run:
-            self.checkpoint.save(watermark.checkpoint(source=self.source.key, order=self.source.order))
+            checkpoint = watermark.checkpoint(source=self.source.key, order=self.source.order)
+            if labels is not None:
+                reports = tuple(labels.pending(sent=watermark.is_done))
+                checkpoint = dataclasses.replace(checkpoint, pending_reports=reports)
+            self.checkpoint.save(checkpoint)
 
     def _should_stop(self) -> bool:
         # Said here, not in the signal handler: writing to stderr from a handler can collide with

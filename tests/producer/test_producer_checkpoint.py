@@ -7,6 +7,7 @@ import json
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from fraud_data.schema import COLUMNS
@@ -15,6 +16,7 @@ from fraud_data.transactions import COLUMNS as COLUMNS_V2
 from fraud_data.transactions import Transactions
 from producer.checkpoint import Checkpoint, CheckpointStore, Watermark
 from producer.errors import ProducerError
+from producer.labels import DAY_MS
 from producer.replay import Producer
 from producer.sender import Backoff
 from producer.source import CsvSource, Position, SyntheticSource, TransactionsSource
@@ -50,7 +52,9 @@ def test_positions_skipped_on_resume_stay_in_the_checkpoint_until_passed():
 
 def test_save_is_atomic_and_round_trips(tmp_path):
     store = CheckpointStore(tmp_path / "deep" / "cp.json")
-    saved = Checkpoint("csv-abc", "shuffle:3", Position(2, 40), frozenset({Position(2, 42)}))
+    saved = Checkpoint(
+        "csv-abc", "shuffle:3", Position(2, 40), frozenset({Position(2, 42)}), ((1_000, "t-9", 1, "card-7"),)
+    )
     store.save(saved)
     store.save(saved)  # overwriting leaves no temporary files behind
     assert [p.name for p in store.path.parent.iterdir()] == ["cp.json"]
@@ -239,3 +243,56 @@ def test_a_stopped_run_never_sends_a_report_without_its_transaction(tmp_path):
         ("transaction", "sim-1-0"),
         ("label", "sim-1-0"),
     ]
+
+
+class AcceptsOnceThenFails:
+    """Kinesis accepting the first call, then answering every call with a service error."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.accepted: list[dict] = []
+
+    def put_records(self, StreamName, Records):  # noqa: N803 - boto3's parameter names
+        self.calls += 1
+        if self.calls > 1:
+            raise ClientError({"Error": {"Code": "InternalFailure", "Message": "boom"}}, "PutRecords")
+        self.accepted += [json.loads(r["Data"]) for r in Records]
+        return {"Records": [{"SequenceNumber": "1", "ShardId": "shardId-0"} for _ in Records]}
+
+
+def test_the_reports_of_a_failed_runs_accepted_transactions_are_sent_by_the_resumed_run(tmp_path):
+    # GIVEN a fraud on card c0, accepted, then a second transaction of c0 (its own batch: one record
+    # per card per call) that the stream keeps refusing until the run gives up
+    rows = Transactions()
+    for values in (
+        ("sim-1-0", 1_700_000_000_000, "c0", "t0", 10.0, 1, 1),
+        ("sim-1-1", 1_700_000_001_000, "c0", "t0", 5.0, 0, 0),
+    ):
+        for column, value in zip(COLUMNS_V2, values, strict=True):
+            getattr(rows, column).append(value)
+    store = CheckpointStore(tmp_path / "cp.json")
+
+    def producer(kinesis, resume: bool) -> Producer:
+        return Producer(
+            source=TransactionsSource(rows, key="k"),
+            stream_name="s",
+            kinesis_client=kinesis,
+            checkpoint=store,
+            resume=resume,
+            backoff=Backoff(base_seconds=0, cap_seconds=0),
+        )
+
+    failing = AcceptsOnceThenFails()
+    with pytest.raises(ProducerError):
+        producer(failing, resume=False).run()
+    assert [e["transaction_id"] for e in failing.accepted] == ["sim-1-0"]
+    assert store.load(source="k", order="sequential").pending_reports == (
+        (1_700_000_000_000 + DAY_MS, "sim-1-0", 1, "c0"),
+    )
+
+    # WHEN the run is resumed THEN the second transaction goes out, and the first one's report too
+    working = ThrottlesAllAndStops()
+    producer(working, resume=True).run()
+    sent = [(e.get("type", "transaction"), e["transaction_id"]) for e in working.accepted]
+    assert sorted(sent) == [("label", "sim-1-0"), ("transaction", "sim-1-1")]
+    assert store.load(source="k", order="sequential").pending_reports == ()
