@@ -414,6 +414,20 @@ def test_a_failed_job_is_retried_under_the_next_name_up_to_the_attempt_limit(dep
         deployment.create()
 
 
+def test_a_job_still_stopping_is_not_reused_by_a_redeploy(deployment):
+    # GIVEN a deployment stopped at its deadline: its jobs are Stopping (they end Stopped)
+    first = deployment.create()
+    deployment.clock.now = NOW + budget.JOB_DEADLINE_S + 1
+    with pytest.raises(TrainingFailed):
+        deployment.poll(first)
+
+    # WHEN the user deploys again at once THEN new attempts train instead of waiting on dying jobs
+    again = deployment.create()
+    for key in ("FraudTrainingJob", "AnomalyTrainingJob"):
+        assert again["Data"][key] == f"{first['Data'][key]}-r1"
+        assert deployment.world.training_status()[again["Data"][key]] == "InProgress"
+
+
 def test_the_scoring_job_name_skips_failed_attempts(deployment):
     # GIVEN a model whose first scoring transform failed
     created = deployment.create()

@@ -100,7 +100,7 @@ class Jobs:
                 logger.info("starting training job %s", name)
                 self.sagemaker.create_training_job(**request_for(name))
                 return name, True
-            if state.status not in progress.FAILED:
+            if state.status not in progress.NOT_REUSABLE:
                 logger.info("reusing training job %s (%s)", name, state.status)
                 return name, False
             last = state
@@ -134,7 +134,7 @@ class Jobs:
         last = None
         for name in naming.candidate_names(naming.transform_job_name(training_name)):
             state = self.describe_transform(name)
-            if state.status is None or state.status not in progress.FAILED:
+            if state.status is None or state.status not in progress.NOT_REUSABLE:
                 return name
             last = state
         raise TrainingFailed(

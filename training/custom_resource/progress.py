@@ -10,6 +10,8 @@ from dataclasses import dataclass
 IN_PROGRESS = "InProgress"  # the only status SageMaker lets a Stop* call act on
 RUNNING = frozenset({IN_PROGRESS, "Stopping"})
 FAILED = frozenset({"Failed", "Stopped"})
+# Not worth waiting for: a Stopping job (a deadline stopped it) ends Stopped within ~2 minutes.
+NOT_REUSABLE = FAILED | {"Stopping"}
 COMPLETED = "Completed"
 
 
