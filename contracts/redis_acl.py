@@ -2,7 +2,8 @@
 
 - `scorer`: the scoring Lambda. Only the commands its path runs (schema bootstrap, the stored Lua
   scripts and what they call, feature state, labels, latency samples, `INFO` for the memory alarm)
-  on the keys `contracts.redis_keys` names. No KEYS/SCAN, no FLUSH*, CONFIG, ACL, DEBUG, MODULE or plain EVAL.
+  on the keys `contracts.redis_keys` names; `EVAL` only for the feature state's compaction script, on
+  those keys. No KEYS/SCAN, no FLUSH*, CONFIG, ACL, DEBUG or MODULE.
 - `grafana`: the Grafana data source. Only the read commands the dashboards' panels send
   (`grafana/queries.py` builds them), read-only on the keys they read. Any Grafana user can send any
   command string through the data source, so this list is what a Grafana Viewer can do to Redis.

@@ -66,6 +66,7 @@ class BatchResult:
     effects_ms: float = 0.0
     verdicts: Counter = field(default_factory=Counter)
     endpoint_latency_ms: dict[str, float] = field(default_factory=dict)
+    redis_failed: bool = False  # a round trip failed: Redis is down, slow or refusing
 
     def response(self) -> dict[str, list[dict[str, str]]]:
         return {"batchItemFailures": [{"itemIdentifier": seq} for seq in self.failed_sequence_numbers]}
@@ -194,6 +195,7 @@ class Scorer:
             )
         except RedisError as exc:
             logger.warning("redis unavailable, batch to be retried", extra={"error": type(exc).__name__})
+            result.redis_failed = True
             return set()
         result.read_ms = (time.perf_counter() - clock) * 1000
         if read.unreadable:
@@ -228,6 +230,7 @@ class Scorer:
             )
         except RedisError as exc:
             logger.warning("redis unavailable, batch to be retried", extra={"error": type(exc).__name__})
+            result.redis_failed = True
             return set()
         ok = self._count_kept_aside(kept_aside, outcome.rejections, result)
 
@@ -277,6 +280,7 @@ class Scorer:
         except RedisError as exc:
             # Documents are stored; the retry finds them (same content) and re-applies the state.
             logger.warning("state not updated, records to be retried", extra={"error": type(exc).__name__})
+            result.redis_failed = True
             return ok
         result.effects_ms = (time.perf_counter() - clock) * 1000
         dropped = outcome.samples_refused

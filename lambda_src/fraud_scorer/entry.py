@@ -91,7 +91,10 @@ def reset_container_state() -> None:
     _memory_gauge = None
     from aws_lambda_powertools.utilities import parameters
 
+    from fraud_scorer.redis_connection import reset_secrets_provider
+
     parameters.clear_caches()
+    reset_secrets_provider()
 
 
 def _score_batch(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
@@ -102,8 +105,10 @@ def _score_batch(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
     batch_metrics.publish(metrics, result)
     # After the batch (its writes count) and outside it: at most once a minute, and it never raises,
     # so it can neither fail nor retry the batch. Here rather than in batch.py: it is about Redis's
-    # health, not about the records.
-    _container_memory_gauge().publish_if_due(scorer.connector, metrics)
+    # health, not about the records. Not after a batch Redis failed: INFO would only wait out the
+    # same timeouts again, while the invocation's answer waits.
+    if not result.redis_failed:
+        _container_memory_gauge().publish_if_due(scorer.connector, metrics)
     return result.response()
 
 

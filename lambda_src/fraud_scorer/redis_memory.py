@@ -101,8 +101,8 @@ class RedisMemoryGauge:
         except Exception as error:  # noqa: BLE001 - a metric must never fail or retry a batch
             if not self._failing:
                 logger.warning(
-                    "Redis memory share not published: INFO memory failed (the scorer's Redis user "
-                    "needs +info, docs/redis.md); retrying once per interval",
+                    "Redis memory share not published: INFO memory failed (Redis unavailable, or the "
+                    "scorer's Redis user lacks +info: docs/redis.md); retrying once per interval",
                     extra={"error": type(error).__name__, "detail": str(error)[:200]},
                 )
             self._failing = True

@@ -6,7 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
+import signal
 import time
 
 import pytest
@@ -14,7 +16,9 @@ import pytest
 import handler
 from contracts.redis_keys import SAMPLE_RESOLUTION_MS
 from emulators.kinesis_events import KinesisRecord, kinesis_event, next_sequence_number
+from emulators.redis_stack import RedisStackServer
 from emulators.sagemaker_runtime import rcf_endpoint, xgboost_endpoint
+from fraud_scorer import entry
 
 
 def predictable_fraud_probability(rows):
@@ -383,6 +387,32 @@ def test_a_garbled_endpoint_answer_is_a_transient_failure(
     # THEN a partial-batch answer (every record retried), not a failed invocation
     assert response == failures(*sequence_numbers(event))
     assert redis_client.keys("txn:*") == []
+
+
+@pytest.mark.timeout(120)
+def test_a_hung_redis_fails_the_batch_in_seconds(scorer_env, monkeypatch, make_transaction, lambda_context):
+    # GIVEN a warm container idle long enough for the memory sample to be due, then its Redis stops
+    # answering (SIGSTOP: connections are accepted by the kernel, nothing replies)
+    with RedisStackServer() as server:
+        monkeypatch.setenv("REDIS_URL", server.url)
+        handler.reset_container_state()
+        assert handler.handler(
+            kinesis_event([record(make_transaction("warm", timestamp=T0))]), lambda_context
+        ) == (failures())
+        entry._memory_gauge._next_at = 0
+        os.kill(server.process.pid, signal.SIGSTOP)
+        try:
+            event = kinesis_event([record(make_transaction(f"h{i}", timestamp=T0)) for i in range(3)])
+            started = time.monotonic()
+            response = handler.handler(event, lambda_context)
+            elapsed = time.monotonic() - started
+        finally:
+            os.kill(server.process.pid, signal.SIGCONT)
+
+    # THEN every record is reported for retry well within a Lambda timeout (its minimum here is 10 s):
+    # one socket timeout, no retry of a timeout, no INFO after the failure
+    assert response == failures(*sequence_numbers(event))
+    assert elapsed < 6, elapsed
 
 
 @pytest.mark.timeout(60)  # a hang guard: the handler must give up on its own

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
+import time
 import uuid
 
 import boto3
@@ -77,6 +79,7 @@ def test_rotated_password_is_fetched_again_once(
         "port": redis_stack.port,
         "username": scorer_user,
         "password": "second-password",
+        "tls": False,  # the rotation keeps it: a secret without "tls" means TLS
     }
     secrets.put_secret_value(SecretId=arn, SecretString=json.dumps(new_value))
     redis_client.client_kill_filter(user=scorer_user)
@@ -122,3 +125,60 @@ def test_tls_secret_verifies_certificates():
     assert kwargs["ssl_cert_reqs"] == "required"
     assert kwargs["ssl_check_hostname"] is True
     assert client.connection_pool.connection_class is redis.SSLConnection
+
+
+REDIS_CLOUD = {"host": "redis-12345.c1.us-east-1-2.ec2.cloud.redislabs.com", "port": 12345, "password": "p"}
+
+
+@pytest.mark.parametrize(
+    ("tls", "connection_class"),
+    [
+        pytest.param(..., redis.SSLConnection, id="absent-means-tls"),  # never plain text by omission
+        pytest.param(True, redis.SSLConnection, id="true"),
+        pytest.param("false", redis.Connection, id="text-false"),  # bool("false") would be True
+        pytest.param(False, redis.Connection, id="false"),
+    ],
+)
+def test_a_secret_means_tls_unless_it_says_tls_false(tls, connection_class):
+    from fraud_scorer.redis_connection import client_from_secret
+
+    secret = REDIS_CLOUD if tls is ... else {**REDIS_CLOUD, "tls": tls}
+    assert client_from_secret(secret).connection_pool.connection_class is connection_class
+
+
+def test_an_unusable_or_unreadable_secret_fails_the_batch_for_retry(
+    monkeypatch, secrets, redis_stack, scorer_user, make_transaction, lambda_context
+):
+    # GIVEN a secret whose "tls" is neither true nor false, then one that does not exist
+    arn = use_secret(monkeypatch, secrets, redis_stack, scorer_user, "first-password")
+    secrets.put_secret_value(SecretId=arn, SecretString=json.dumps({"host": "127.0.0.1", "tls": "maybe"}))
+    handler.reset_container_state()
+    event = kinesis_event([make_transaction("s1")])
+    retried = {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["kinesis"]["sequenceNumber"]}]}
+
+    # WHEN / THEN each is a partial-batch answer (the records are retried), not a failed invocation
+    assert handler.handler(event, lambda_context) == retried
+    monkeypatch.setenv("REDIS_SECRET_ARN", arn + "-gone")
+    handler.reset_container_state()
+    assert handler.handler(event, lambda_context) == retried
+
+
+@pytest.mark.timeout(60)
+def test_a_secrets_manager_that_never_answers_is_given_up_in_seconds(monkeypatch, scorer_env):
+    from fraud_scorer.redis_connection import RedisConnector
+
+    # GIVEN an endpoint that accepts connections and never answers
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", f"http://127.0.0.1:{silent.getsockname()[1]}")
+    handler.reset_container_state()
+    connector = RedisConnector(secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:redis-AbCdEf")
+
+    # WHEN the scorer needs its secret THEN it gets a redis ConnectionError (the batch's records are
+    # retried) within seconds, not botocore's default 60 s per attempt
+    started = time.monotonic()
+    with pytest.raises(redis.ConnectionError, match="secret could not be read"):
+        connector.client()
+    silent.close()
+    assert time.monotonic() - started < 15
