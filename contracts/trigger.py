@@ -4,8 +4,8 @@
 A batch fails only when Redis or an endpoint is unavailable: the scorer keeps bad records aside and
 never fails them. So the trigger retries through an outage, such as a Redis task's replacement
 (minutes), bounded by the records' age, then sends the batch's range to the on-failure queue. With
-5 retries, a scorer that fails in ~1 s against a dead Redis gave its records up 5 s into an outage
-(measured with the local trigger).
+the former 5 retries, a scorer that fails in ~0.7 s against a dead Redis gave up every record of a
+shard during an 8 s outage, and 960 of 3,000 records over a 25 s one (the local trigger).
 """
 
 BATCH_SIZE = 500

@@ -70,7 +70,6 @@ def client_from_secret(secret: dict[str, Any]) -> redis.Redis:
 
 
 def fetch_secret(arn: str, *, force_fetch: bool = False) -> dict[str, Any]:
-
     return _secrets_provider().get(arn, transform="json", force_fetch=force_fetch, max_age=SECRET_MAX_AGE_S)
 
 

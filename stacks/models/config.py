@@ -17,7 +17,8 @@ from training.spec import SimulationSize
 DEFAULT_DATA_SOURCE = "simulated"
 # The simulated training data's size is bounded by customers x days (the rows grow with both): twice
 # the default size peaked at 3.2 GB and 255 s of CPU in the preparation (docs/training.md), inside the
-# Lambda's PREPARE_MEMORY_MB and 900 s; the largest sizes the single keys allow took 6.3 GB.
+# Lambda's PREPARE_MEMORY_MB and its 840 s (budget.PREPARE_TIMEOUT_S); the largest sizes the single keys
+# allow took 6.3 GB.
 MAX_SIMULATION_CUSTOMER_DAYS = 2 * SimulationSize().customers * SimulationSize().days
 # The creditcard.csv profile's usual source: the public ULB credit-card dataset zip that AWS's own
 # fraud-detection notebook reads (us-west-2). No SHA-256 of it is published, so using it (or any other
@@ -187,7 +188,7 @@ class ModelsConfig:
                 "trainingSimulationCustomers",
                 size.customers,
                 f"at most {MAX_SIMULATION_CUSTOMER_DAYS:,} customers x trainingSimulationDays (twice the "
-                "default size: what the preparation Lambda's memory and 15 minutes were measured to hold, "
+                "default size: what the preparation Lambda's memory and time limit were measured to hold, "
                 "docs/training.md)",
             )
 
