@@ -341,7 +341,7 @@ def _render(args: argparse.Namespace) -> int:
     try:
         redis.connection.parse_url(args.redis_url)
     except ValueError:  # redis-py's URL parser
-        raise cli_errors.invalid_redis_url("--redis-url", hint) from None
+        raise cli_errors.invalid_redis_url("--redis-url") from None  # its hint says how to write one
     try:
         _require_modules(args.redis_url)
         paths = render_dashboard(args.redis_url, args.out, time_from=args.time_from)

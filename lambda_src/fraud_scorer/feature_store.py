@@ -77,7 +77,7 @@ from contracts.features import (
     is_night,
     is_weekend,
 )
-from fraud_scorer.redis_wire import Wire, pack
+from fraud_scorer.redis_wire import Wire, pack, raise_first_error
 
 # What a write keeps: events younger than the longest window + delay, with a margin for cross-shard
 # lag and retried batches (they never find an event they need trimmed away).
@@ -543,13 +543,6 @@ def read_with_state(
     raise_first_error(replies[n:])
     values = _values(iter(replies[n:]), len(cards) + len(terminals), True)
     return replies[:n], _parse_state(cards, terminals, values, _origin(target))
-
-
-def raise_first_error(replies: Iterable[Any]) -> None:
-    """Raise the first error reply among `replies` (read with errors in place), if any."""
-    for reply in replies:
-        if isinstance(reply, Exception):
-            raise reply
 
 
 def _window_ids(ids: LazyIds | tuple[bytes, ...]) -> LazyIds | list[bytes]:

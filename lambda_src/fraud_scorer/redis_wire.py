@@ -8,7 +8,7 @@ write while Redis stores the batch's documents.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import hiredis
@@ -25,6 +25,13 @@ except ImportError:  # pragma: no cover - another redis-py layout
 def pack(command: Sequence[Any]) -> bytes:
     """One command in RESP: hiredis's own packer (C, ~1 µs; redis-py's Python packer takes ~3 µs)."""
     return hiredis.pack_command(tuple(command))
+
+
+def raise_first_error(replies: Iterable[Any]) -> None:
+    """Raise the first error reply among `replies` (read with errors in place), if any."""
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
 
 
 class Wire:

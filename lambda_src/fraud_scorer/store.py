@@ -38,7 +38,7 @@ from contracts.features import MODEL_FEATURES, SPEC_VERSION
 from contracts.verdicts import VERDICTS
 from fraud_scorer import feature_store, schema
 from fraud_scorer.events import Rejection, Transaction
-from fraud_scorer.redis_wire import Wire
+from fraud_scorer.redis_wire import Wire, raise_first_error
 
 # A document write's outcome: stored now, already stored with the same content, or with other content.
 STORED, ALREADY_STORED, CONFLICT = 1, 0, -1
@@ -291,7 +291,7 @@ class TransactionStore:
                 pipe.execute_command(*command)
             parse_state = feature_store.queue_state_reads(pipe, state_events)
             replies = pipe.execute(raise_on_error=False) if len(pipe) else []
-            feature_store.raise_first_error(replies[documents:])
+            raise_first_error(replies[documents:])
             state = parse_state(iter(replies[documents:]))
         # An error reply fails its own id, never the batch's read.
         unreadable = {

@@ -215,30 +215,38 @@ class ThrottlesAllAndStops:
         return {"Records": [{"SequenceNumber": "1", "ShardId": "shardId-0"} for _ in Records]}
 
 
+def simulator_rows(*rows: tuple) -> Transactions:
+    """A simulator table of `rows` (values in `fraud_data.transactions.COLUMNS` order)."""
+    table = Transactions()
+    for values in rows:
+        for column, value in zip(COLUMNS_V2, values, strict=True):
+            getattr(table, column).append(value)
+    return table
+
+
+def resumable_producer(rows: Transactions, kinesis, store: CheckpointStore, *, resume: bool) -> Producer:
+    return Producer(
+        source=TransactionsSource(rows, key="k"),
+        stream_name="s",
+        kinesis_client=kinesis,
+        checkpoint=store,
+        resume=resume,
+        backoff=Backoff(base_seconds=0, cap_seconds=0),
+    )
+
+
 def test_a_stopped_run_never_sends_a_report_without_its_transaction(tmp_path):
     # GIVEN one fraud, whose report is due a day later, and a stream that refuses it as Ctrl-C comes
-    fraud = Transactions()
-    for column, value in zip(COLUMNS_V2, ("sim-1-0", 1_700_000_000_000, "c0", "t0", 10.0, 1, 1), strict=True):
-        getattr(fraud, column).append(value)
+    fraud = simulator_rows(("sim-1-0", 1_700_000_000_000, "c0", "t0", 10.0, 1, 1))
     store = CheckpointStore(tmp_path / "cp.json")
     kinesis = ThrottlesAllAndStops()
 
-    def producer(resume: bool) -> Producer:
-        return Producer(
-            source=TransactionsSource(fraud, key="k"),
-            stream_name="s",
-            kinesis_client=kinesis,
-            checkpoint=store,
-            resume=resume,
-            backoff=Backoff(base_seconds=0, cap_seconds=0),
-        )
-
     # WHEN the run stops with the transaction unsent, THEN its report is not sent either
-    kinesis.producer = first = producer(resume=False)
+    kinesis.producer = first = resumable_producer(fraud, kinesis, store, resume=False)
     first.run()
     assert kinesis.accepted == []
     # AND the resumed run sends the transaction, then its report
-    producer(resume=True).run()
+    resumable_producer(fraud, kinesis, store, resume=True).run()
     assert [(e.get("type", "transaction"), e["transaction_id"]) for e in kinesis.accepted] == [
         ("transaction", "sim-1-0"),
         ("label", "sim-1-0"),
@@ -263,28 +271,15 @@ class AcceptsOnceThenFails:
 def test_the_reports_of_a_failed_runs_accepted_transactions_are_sent_by_the_resumed_run(tmp_path):
     # GIVEN a fraud on card c0, accepted, then a second transaction of c0 (its own batch: one record
     # per card per call) that the stream keeps refusing until the run gives up
-    rows = Transactions()
-    for values in (
+    rows = simulator_rows(
         ("sim-1-0", 1_700_000_000_000, "c0", "t0", 10.0, 1, 1),
         ("sim-1-1", 1_700_000_001_000, "c0", "t0", 5.0, 0, 0),
-    ):
-        for column, value in zip(COLUMNS_V2, values, strict=True):
-            getattr(rows, column).append(value)
+    )
     store = CheckpointStore(tmp_path / "cp.json")
-
-    def producer(kinesis, resume: bool) -> Producer:
-        return Producer(
-            source=TransactionsSource(rows, key="k"),
-            stream_name="s",
-            kinesis_client=kinesis,
-            checkpoint=store,
-            resume=resume,
-            backoff=Backoff(base_seconds=0, cap_seconds=0),
-        )
 
     failing = AcceptsOnceThenFails()
     with pytest.raises(ProducerError):
-        producer(failing, resume=False).run()
+        resumable_producer(rows, failing, store, resume=False).run()
     assert [e["transaction_id"] for e in failing.accepted] == ["sim-1-0"]
     assert store.load(source="k", order="sequential").pending_reports == (
         (1_700_000_000_000 + DAY_MS, "sim-1-0", 1, "c0"),
@@ -292,7 +287,7 @@ def test_the_reports_of_a_failed_runs_accepted_transactions_are_sent_by_the_resu
 
     # WHEN the run is resumed THEN the second transaction goes out, and the first one's report too
     working = ThrottlesAllAndStops()
-    producer(working, resume=True).run()
+    resumable_producer(rows, working, store, resume=True).run()
     sent = [(e.get("type", "transaction"), e["transaction_id"]) for e in working.accepted]
     assert sorted(sent) == [("label", "sim-1-0"), ("transaction", "sim-1-1")]
     assert store.load(source="k", order="sequential").pending_reports == ()
