@@ -56,6 +56,8 @@ read first).
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import math
 import os
 import time
@@ -86,7 +88,9 @@ CARD_HORIZON_MS = CARD_RETENTION_MS + MARGIN_MS
 TERMINAL_HORIZON_MS = TERMINAL_RETENTION_MS + MARGIN_MS
 # The TTL is set again only by the first write this long after the last setting, so it covers that
 # much more than the horizon: however the writes fall, a key outlives its latest write by a horizon.
-TTL_REFRESH_MS = 24 * 3600 * 1000
+# A week, not a day: a card paying twice a day refreshed at every other write (an APPEND, a PEXPIRE
+# and a header record where one APPEND does), for idle keys living at most 6 days longer.
+TTL_REFRESH_MS = 7 * 24 * 3600 * 1000
 CARD_TTL_MS = CARD_HORIZON_MS + TTL_REFRESH_MS
 TERMINAL_TTL_MS = TERMINAL_HORIZON_MS + TTL_REFRESH_MS
 
@@ -581,7 +585,12 @@ def _parse_state(cards: list[str], terminals: list[str], values: list[Any], orig
 # merged); rarer compactions make writes cheaper (a compaction sends and Redis copies the whole value).
 # So an event stays at most CARD/TERMINAL_HORIZON_MS + COMPACT_SLACK_MS past the entity's latest events.
 MAX_RECORDS = 12  # against 6: fewer compactions, cheaper writes, reads no slower (docs/performance.md)
-COMPACT_SLACK_MS = keys.ENTITY_TTL_MARGIN_MS
+# A week, not a day: once time moves at its real pace, a day's slack had an entity compact every day
+# or two, at about every other write of a card. In the handler benchmark's steady state (its paced
+# part) the compaction script then took 10.5–10.9 µs of Redis time per transaction and the state's
+# read + write round trips p50 14.8–15.8 ms; with a week, 4.4–4.7 µs and 9.8–12.3 ms, for more events
+# held (docs/performance.md).
+COMPACT_SLACK_MS = 7 * 24 * 3600 * 1000
 
 
 def _now_ms() -> int:
@@ -842,6 +851,20 @@ def _run_in_round_trips(client: redis.Redis, commands: Sequence[tuple[bytes, ...
         _execute(client, commands[start : start + step])
 
 
+@contextlib.contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """The backfill builds a few tuples per row and no reference cycles; left on, the collector's
+    full passes over them grow with the history: 740,000 rows took 13.2 s with it and 4.5 s without
+    (docs/performance.md). Restores the caller's setting."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def backfill(client: redis.Redis, transactions: Any, *, labels: bool = True) -> BackfillStats:
     """Apply historical transactions to the entity state in bulk, with the streaming state logic
     (`_entity_commands`: the same encoding and commands, without a read first): one record per
@@ -858,6 +881,12 @@ def backfill(client: redis.Redis, transactions: Any, *, labels: bool = True) -> 
     compaction folds them.
     """
     started = time.perf_counter()
+    with _cyclic_gc_paused():
+        n, applied, cards, terminals = _backfill(client, transactions, labels)
+    return BackfillStats(n, applied, cards, terminals, time.perf_counter() - started)
+
+
+def _backfill(client: redis.Redis, transactions: Any, labels: bool) -> tuple[int, int, int, int]:
     ids, stamps, card_ids, terminal_ids, amounts = _columns(transactions)
     n = len(ids)
     latest = max(map(int, stamps), default=0)
@@ -873,7 +902,7 @@ def backfill(client: redis.Redis, transactions: Any, *, labels: bool = True) -> 
             if int(label) == 1 and int(stamps[i]) > oldest
         ]
     applied = backfill_labels(client, frauds) if frauds else 0
-    return BackfillStats(n, applied, cards, terminals, time.perf_counter() - started)
+    return n, applied, cards, terminals
 
 
 def backfill_labels(client: redis.Redis, labels: Iterable[tuple[str, int, str, int, int]]) -> int:

@@ -184,3 +184,57 @@ def test_the_backfill_writes_only_what_a_later_transaction_can_need(redis_client
     assert [tid for _, _, tid in state["card"]] == ["kept", "last"]
     assert [tid for _, tid in state["terminal"]] == ["card-old", "kept", "last"]
     assert [tid for _, _, tid in state["frauds"]] == ["card-old"]
+
+
+def _one_row() -> Transactions:
+    return Transactions(
+        transaction_id=["a"],
+        timestamp=[DAY_MS],
+        card_id=["c1"],
+        terminal_id=["t1"],
+        amount=[1.0],
+        label=[1],
+        scenario=[1],
+    )
+
+
+def test_the_backfill_pauses_the_cyclic_collector_and_restores_it(redis_client, monkeypatch):
+    # GIVEN a write path that notes whether the cyclic collector is on while it runs
+    import gc
+
+    seen = []
+    real = fs._run_in_round_trips
+
+    def noting(client, commands):
+        seen.append(gc.isenabled())
+        real(client, commands)
+
+    monkeypatch.setattr(fs, "_run_in_round_trips", noting)
+    assert gc.isenabled()
+    # WHEN a backfill runs
+    backfill(redis_client, _one_row())
+    # THEN it wrote with the collector paused (events, then labels), and the collector is on again
+    assert seen == [False, False]
+    assert gc.isenabled()
+    assert entity_state(redis_client, card_id="c1")["card"] == [(DAY_MS, 1.0, "a")]
+
+
+def test_a_failed_backfill_restores_the_collector_and_a_caller_that_paused_it_keeps_it_paused(
+    redis_client, monkeypatch
+):
+    import gc
+
+    def failing(client, commands):
+        raise redis.ConnectionError("gone")
+
+    monkeypatch.setattr(fs, "_run_in_round_trips", failing)
+    with pytest.raises(redis.ConnectionError):
+        backfill(redis_client, _one_row())
+    assert gc.isenabled()
+    monkeypatch.undo()
+    gc.disable()
+    try:
+        backfill(redis_client, _one_row())
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

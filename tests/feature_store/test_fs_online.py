@@ -248,11 +248,11 @@ def test_state_and_documents_expire(env, monkeypatch, redis_client, lambda_conte
     assert deliver([txn("e", NOW, 1.0)], lambda_context) == []
 
     # THEN every key has a TTL: the document's, and the entities' longest window + delay + a day of
-    # margin + the day a TTL lasts before a write sets it again
+    # margin + the week a TTL lasts before a write sets it again
     assert 3_500_000 < redis_client.pttl("txn:e") <= 3_600_000
     day = keys.ENTITY_TTL_MARGIN_MS
-    assert CARD_RETENTION_MS + 2 * day == fs.CARD_TTL_MS
-    assert TERMINAL_RETENTION_MS + 2 * day == fs.TERMINAL_TTL_MS
+    assert CARD_RETENTION_MS + day + 7 * day == fs.CARD_TTL_MS
+    assert TERMINAL_RETENTION_MS + day + 7 * day == fs.TERMINAL_TTL_MS
     assert fs.CARD_TTL_MS - 60_000 < redis_client.pttl(keys.card_state_key("card-1")) <= fs.CARD_TTL_MS
     assert redis_client.pttl(keys.terminal_state_key("term-1")) > fs.TERMINAL_TTL_MS - 60_000
     assert all(
@@ -261,7 +261,8 @@ def test_state_and_documents_expire(env, monkeypatch, redis_client, lambda_conte
 
 
 def test_events_older_than_the_retention_are_trimmed(env, redis_client, lambda_context):
-    old = NOW - CARD_RETENTION_MS - 3 * DAY_MS  # beyond the retention, its margin and the merge slack
+    # beyond the retention, its margin and the compaction slack
+    old = NOW - CARD_RETENTION_MS - keys.ENTITY_TTL_MARGIN_MS - fs.COMPACT_SLACK_MS - DAY_MS
     recent = NOW - DAY_MS
     redis_client.set(
         keys.card_state_key("card-1"),
