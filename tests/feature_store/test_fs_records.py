@@ -1,6 +1,6 @@
 """The entity state's record encoding and its writes against a real Redis Stack: what a read finds is
 what was written, whichever client and path; writers that race on a terminal lose nothing; a replay
-writes nothing; the TTL is set when the key is created and refreshed a day later; a failed command
+writes nothing; the TTL is set when the key is created and refreshed a week later; a failed command
 leaves the connection usable; a corrupt value is refused with a clear error."""
 
 from __future__ import annotations
@@ -145,19 +145,21 @@ def test_a_replay_or_a_partial_retry_writes_nothing(redis_client, redis_url):
     assert not any(calls(redis_client, c) for c in ("append", "eval", "pexpire", "set"))
 
 
-def test_the_ttl_is_set_when_the_key_is_created_and_again_a_day_later(redis_client, redis_url, monkeypatch):
+def test_the_ttl_is_set_when_the_key_is_created_and_again_a_week_later(redis_client, redis_url, monkeypatch):
     key = keys.card_state_key("c1")
     now = {"ms": T}
     monkeypatch.setattr(fs, "_now_ms", lambda: now["ms"])
     read_then_write(redis_client, [ev("a", T)])
     assert fs.CARD_TTL_MS - 60_000 < redis_client.pttl(key) <= fs.CARD_TTL_MS
     redis_client.config_resetstat()
-    # within a day of the last setting: one APPEND per entity (card and terminal) and write, no PEXPIRE
-    for i in range(1, 4):
-        now["ms"] = T + i * 3_600_000
+    # within a week of the last setting (an hour, a day, six days later): one APPEND per entity (card and
+    # terminal) and write, no PEXPIRE
+    assert fs.TTL_REFRESH_MS == 7 * DAY_MS
+    for i, later in enumerate((3_600_000, DAY_MS, 6 * DAY_MS), start=1):
+        now["ms"] = T + later
         read_then_write(redis_client, [ev(f"b{i}", T + i)])
     assert (calls(redis_client, "append"), calls(redis_client, "pexpire")) == (6, 0)
-    # a day after it: set again (and noted in the value, so the next writes skip it again)
+    # a week after it: set again (and noted in the value, so the next writes skip it again)
     now["ms"] = T + fs.TTL_REFRESH_MS
     redis_client.pexpire(key, 5_000)
     read_then_write(redis_client, [ev("c", T + 10)])
