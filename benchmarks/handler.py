@@ -17,7 +17,6 @@ of `handler`.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import gc
 import io
 import math
@@ -130,12 +129,12 @@ class _World:
         self.paced_days = (ts[self.first_dense - 1] - ts[self.next_paced]) / DAY_MS
         self.dense_days = (ts[last] - ts[self.first_dense]) / DAY_MS
         offset = int(time.time() * 1000) - 30 * 60 * 1000 - ts[self.first_dense - 1]
-        self.transactions = t = _shifted(simulated, offset)
+        self.transactions = t = simulated.slice(0, len(simulated), offset)
         self.dense_start_ms = t.timestamp[self.first_dense - 1]
         with redis.Redis.from_url(redis_url) as client, _world_clock() as clock:
             clock[0] = t.timestamp[backfilled - 1]
             server_before, client_before = _redis_cpu_s(client), time.process_time()
-            self.backfill = load_history(client, _head(t, backfilled))
+            self.backfill = load_history(client, t.slice(0, backfilled))
             self.backfill_cpu = (time.process_time() - client_before, _redis_cpu_s(client) - server_before)
             wire, origin = Wire.of(client), fs._origin(client)
             for start in range(backfilled, self.next_paced, BATCH):
@@ -205,14 +204,6 @@ def _world_clock():
         fs._now_ms = real
 
 
-def _shifted(t: Transactions, offset_ms: int) -> Transactions:
-    return dataclasses.replace(t, timestamp=[ts + offset_ms for ts in t.timestamp])
-
-
-def _head(t: Transactions, count: int) -> Transactions:
-    return Transactions(**{column.name: getattr(t, column.name)[:count] for column in dataclasses.fields(t)})
-
-
 def _state_events(t: Transactions, start: int, stop: int) -> list:
     from fraud_scorer.feature_store import StateEvent
 
@@ -230,7 +221,7 @@ def _state_batch(wire, origin, events: list) -> tuple[float, ...]:
     from fraud_scorer import feature_store as fs
     from fraud_scorer import redis_wire
 
-    rows = [(e.transaction_id, e.timestamp_ms, e.card_id, e.terminal_id, e.amount) for e in events]
+    rows = list(fs._state_rows(events))
     started = time.perf_counter()
     cards, terminals, reads = fs._read_commands(events, one_command=True)
     packed = b"".join(map(redis_wire.pack, reads))
@@ -531,10 +522,7 @@ def _server_time_per_transaction(container: _HandlerRun, world: _World, url: str
         cpu_before = _redis_cpu_s(client)
         container.invoke(world.take(count))
         cpu_us = (_redis_cpu_s(client) - cpu_before) * 1e6
-        stats = client.info("commandstats")
-    usec = {name.removeprefix("cmdstat_"): float(value["usec"]) for name, value in stats.items()}
-    usec.pop("info", None)
-    usec.pop("config|resetstat", None)
+        usec = _command_usec(client)
     total = sum(usec.values())
     top = sorted(usec.items(), key=lambda item: -item[1])[:4]
     return {
@@ -568,6 +556,17 @@ def _state_memory(world: _World, url: str, sample: int = 1_000) -> dict:
         "card_events": statistics.mean(card_events),
         "terminal_events": statistics.mean(terminal_events),
     }
+
+
+def _command_usec(client) -> dict[str, float]:
+    """`INFO commandstats`' µs per command since the last reset, without the measuring's own
+    `INFO` and `CONFIG RESETSTAT`."""
+    usec = {
+        name.removeprefix("cmdstat_"): float(v["usec"]) for name, v in client.info("commandstats").items()
+    }
+    usec.pop("info", None)
+    usec.pop("config|resetstat", None)
+    return usec
 
 
 def _redis_cpu_s(client) -> float:
@@ -606,12 +605,9 @@ def _feature_round_trips(world: _World, url: str, batches: int) -> dict:
             with_client.append((done - started) * 1000)
             count += stop - start
         cpu_us = (_redis_cpu_s(client) - cpu_before) * 1e6
-        stats = client.info("commandstats")
+        usec = {name: value / count for name, value in _command_usec(client).items()}
         # After the measurement: the figures are the state's reads and writes (labels come on their own).
         world.report_frauds(client, first, world.next_paced)
-    usec = {name.removeprefix("cmdstat_"): float(v["usec"]) / count for name, v in stats.items()}
-    for name in ("info", "config|resetstat"):
-        usec.pop(name, None)
     return {
         "round_trips": round_trips,
         "with_packing": with_packing,

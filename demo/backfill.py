@@ -43,7 +43,7 @@ def history(transactions: Transactions, days: int | None) -> Transactions:
     first_midnight = transactions.timestamp[0] // DAY_MS * DAY_MS
     cut = first_midnight + days * DAY_MS
     end = next((i for i, ts in enumerate(transactions.timestamp) if ts >= cut), len(transactions))
-    return _rows(transactions, 0, end, 0)
+    return transactions.slice(0, end)
 
 
 def shift_to_end_at(transactions: Transactions, end_ms: int) -> Transactions:
@@ -52,19 +52,7 @@ def shift_to_end_at(transactions: Transactions, end_ms: int) -> Transactions:
     if not len(transactions):
         return transactions
     offset = end_ms - END_GAP_MS - max(transactions.timestamp)
-    return _rows(transactions, 0, len(transactions), offset)
-
-
-def _rows(t: Transactions, start: int, stop: int, offset: int) -> Transactions:
-    return Transactions(
-        transaction_id=t.transaction_id[start:stop],
-        timestamp=[ts + offset for ts in t.timestamp[start:stop]],
-        card_id=t.card_id[start:stop],
-        terminal_id=t.terminal_id[start:stop],
-        amount=t.amount[start:stop],
-        label=t.label[start:stop],
-        scenario=t.scenario[start:stop],
-    )
+    return transactions.slice(0, len(transactions), offset)
 
 
 def load_history(client, transactions: Transactions, *, labels: bool = True):

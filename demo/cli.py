@@ -295,15 +295,7 @@ def demo_transactions(history: Transactions, world: Transactions, live: dict[str
         if tid in live
     ]
     rows.sort()
-    out = Transactions(
-        transaction_id=list(history.transaction_id),
-        timestamp=list(history.timestamp),
-        card_id=list(history.card_id),
-        terminal_id=list(history.terminal_id),
-        amount=list(history.amount),
-        label=list(history.label),
-        scenario=list(history.scenario),
-    )
+    out = history.slice(0, len(history))  # a copy: the live part is appended to it
     for ts, tid, card, terminal, amount, label, scenario in rows:
         out.transaction_id.append(tid)
         out.timestamp.append(ts)

@@ -52,6 +52,18 @@ class Transactions:
             strict=True,
         )
 
+    def slice(self, start: int, stop: int, shift_ms: int = 0) -> Transactions:
+        """Rows [start, stop) as a new table, their timestamps moved by `shift_ms` (order and gaps kept)."""
+        return Transactions(
+            transaction_id=self.transaction_id[start:stop],
+            timestamp=[ts + shift_ms for ts in self.timestamp[start:stop]],
+            card_id=self.card_id[start:stop],
+            terminal_id=self.terminal_id[start:stop],
+            amount=self.amount[start:stop],
+            label=self.label[start:stop],
+            scenario=self.scenario[start:stop],
+        )
+
     def is_event_ordered(self) -> bool:
         keys = list(zip(self.timestamp, self.transaction_id, strict=True))
         return all(a < b for a, b in zip(keys, keys[1:], strict=False))

@@ -20,7 +20,7 @@ from fraud_data.simulator import (
     terminal_id,
 )
 from fraud_data.simulator import _rng as sim_rng
-from fraud_data.transactions import COLUMNS, read_csv, to_csv_text, write_csv
+from fraud_data.transactions import COLUMNS, Transactions, read_csv, to_csv_text, write_csv
 
 TINY = SimulationConfig(customers=40, terminals=200, days=20, seed=3)
 
@@ -204,3 +204,21 @@ def test_rows_the_event_schema_refuses_are_refused_with_their_line(tmp_path, row
     path.write_text(",".join(COLUMNS) + "\n" + "t0,500,card-1,term-1,1.00,0,0\n" + row + "\n")
     with pytest.raises(ValueError, match=rf"line 3: .*{problem}"):
         read_csv(path)
+
+
+def test_a_slice_is_a_shifted_copy_that_leaves_the_table_alone():
+    table = Transactions(
+        transaction_id=["a", "b", "c"],
+        timestamp=[10, 20, 30],
+        card_id=["c1", "c2", "c1"],
+        terminal_id=["t1", "t1", "t2"],
+        amount=[1.0, 2.0, 3.0],
+        label=[0, 1, 0],
+        scenario=[0, 2, 0],
+    )
+    part = table.slice(1, 3, shift_ms=5)
+    assert list(part.rows()) == [("b", 25, "c2", "t1", 2.0, 1, 2), ("c", 35, "c1", "t2", 3.0, 0, 0)]
+    part.transaction_id.append("d")
+    part.timestamp[0] = 0
+    assert table.transaction_id == ["a", "b", "c"]
+    assert table.timestamp == [10, 20, 30]
