@@ -249,6 +249,30 @@ def test_a_write_drops_what_no_window_can_need(redis_client, redis_url):
     assert records(redis_url, keys.card_state_key("c1")) == 1
 
 
+def test_aged_events_wait_a_week_past_the_cut_off_before_a_write_compacts_for_them(redis_client, redis_url):
+    # (at a day, a card paying twice a day compacted at about every other write: docs/performance.md)
+    assert fs.COMPACT_SLACK_MS == 7 * DAY_MS
+    cutoff = T - CARD_RETENTION_MS - keys.ENTITY_TTL_MARGIN_MS  # for a write of events at T
+    key = keys.card_state_key("c1")
+    # six days past the cut-off: the write appends, and the aged event stays until a compaction
+    read_then_write(redis_client, [ev("six-days", cutoff - 6 * DAY_MS), ev("recent", T - DAY_MS)])
+    read_then_write(redis_client, [ev("new", T)])
+    assert records(redis_url, key) == 2
+    assert [tid for _, _, tid in entity_state(redis_client, card_id="c1")["card"]] == [
+        "six-days",
+        "recent",
+        "new",
+    ]
+    # a week past it (for a write of events a day later): compacted, the aged event dropped
+    read_then_write(redis_client, [ev("later", T + DAY_MS)])
+    assert records(redis_url, key) == 1
+    assert [tid for _, _, tid in entity_state(redis_client, card_id="c1")["card"]] == [
+        "recent",
+        "new",
+        "later",
+    ]
+
+
 def test_a_failed_command_leaves_the_client_usable(redis_client):
     # GIVEN a card key holding another type (an operator's mistake): MGET reads it as absent, and
     # the write's APPEND fails
