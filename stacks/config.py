@@ -31,6 +31,11 @@ _HOSTNAME = rf"(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*"
 _SECRET_ARN = r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}"  # noqa: S105
 _EMAIL = r"[^@\s]+@[^@\s]+\.[^@\s]+"
 _REDIS_USERNAME = r"[A-Za-z0-9._-]{1,64}"
+# The stack is environment-agnostic (app.py passes no env=: one template for any account and Region),
+# and the CDK then builds the VPC in 2 AZs whatever maxAzs says: "environment-agnostic stacks will be
+# created with access to only 2 AZs" (VpcProps.maxAzs, CDK API reference). More would be ignored
+# silently, so more is refused.
+ENV_AGNOSTIC_MAX_AZS = 2
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,22 @@ class ScorerConfig:
                 "txnRetentionMs", DEFAULT_TXN_RETENTION_MS, minimum=3_600_000, maximum=31_536_000_000
             ),
         )
+
+
+def read_vpc_max_azs(ctx: ContextReader) -> int:
+    """`vpcMaxAzs`: 2, the only AZ count an environment-agnostic stack's VPC gets."""
+    # The key's own range first (what a stack pinned to an account and Region could use) ...
+    azs = ctx.integer("vpcMaxAzs", ENV_AGNOSTIC_MAX_AZS, minimum=2, maximum=6)
+    if azs > ENV_AGNOSTIC_MAX_AZS:
+        # ... then what this environment-agnostic stack gets.
+        raise ConfigError(
+            "vpcMaxAzs",
+            ctx.raw("vpcMaxAzs"),
+            f"only {ENV_AGNOSTIC_MAX_AZS} here: the stack is environment-agnostic (no account or Region "
+            f"at synth), and the CDK gives such a stack's VPC {ENV_AGNOSTIC_MAX_AZS} AZs whatever "
+            "vpcMaxAzs says (VpcProps.maxAzs), so more would be ignored",
+        )
+    return azs
 
 
 def read_log_retention_days(ctx: ContextReader) -> int:
@@ -382,7 +403,7 @@ class AppConfig:
         cost_preset = preset_name(ctx)
         ctx = with_preset(ctx)
         log_retention_days = read_log_retention_days(ctx)
-        vpc_max_azs = ctx.integer("vpcMaxAzs", 2, minimum=2, maximum=6)
+        vpc_max_azs = read_vpc_max_azs(ctx)
         redis_secret_key_arn = ctx.optional_string(
             "redisSecretKmsKeyArn",
             pattern=_KMS_KEY_ARN,

@@ -76,7 +76,7 @@ class FraudDetectionStack(Stack):
         else:
             self.redis = ExternalRedis(self, "Redis", config=config.redis).connection
 
-        self.models = TrainedModels(self, "Models", config=config.models)
+        self.models = TrainedModels(self, "Models", config=config.models, log_retention=log_retention)
 
         self.scorer = Scorer(
             self,

@@ -123,8 +123,10 @@ class Network(Construct):
         )
 
     def _secure_nat_instance(self, provider: ec2.NatInstanceProviderV2) -> None:
+        # EC2 takes rule descriptions of "a-z, A-Z, 0-9, spaces, and ._-:/()#,@[]+=&;{}!$*" only
+        # (API_IpRange): an apostrophe fails the deploy with InvalidParameterValue.
         provider.security_group.add_ingress_rule(
-            ec2.Peer.ipv4(self.vpc.vpc_cidr_block), ec2.Port.all_traffic(), "This VPC's private subnets"
+            ec2.Peer.ipv4(self.vpc.vpc_cidr_block), ec2.Port.all_traffic(), "The private subnets of this VPC"
         )
         Validations.of(provider.security_group).acknowledge(
             Acknowledgment(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from aws_cdk import Duration, Names, RemovalPolicy, Stack, Token
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
@@ -41,7 +42,14 @@ class TrainedModels(Construct):
     and `grant_invoke(grantee)`.
     """
 
-    def __init__(self, scope: Construct, construct_id: str, *, config: ModelsConfig) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: ModelsConfig,
+        log_retention: logs.RetentionDays,
+    ) -> None:
         super().__init__(scope, construct_id)
         self.config = config
         self.key = kms.Key(
@@ -99,6 +107,7 @@ class TrainedModels(Construct):
                 xgboost_image=images.xgboost_image,
                 rcf_image=images.rcf_image,
                 quota_needs=self.quota_needs(config),
+                log_retention=log_retention,
             )
             allow_objects(self.model_role, self.bucket, PREFIXES.training, ["s3:GetObject"])
             acknowledge(

@@ -59,14 +59,29 @@ RUNTIME_ASSET_RULES = [
 RUNTIME = lambda_.Runtime.PYTHON_3_14  # stdlib + the runtime's boto3: no bundling, no Docker
 SERVICE_TIMEOUT = Duration.seconds(budget.SERVICE_TIMEOUT_S)
 PROVIDER_TOTAL_TIMEOUT = Duration.seconds(budget.PROVIDER_TOTAL_TIMEOUT_S)
-# The default-size simulated preparation peaks at 1,217 MB, the largest allowed (twice the default,
+# The default-size simulated preparation peaks at 1,628 MB, the largest allowed (twice the default,
 # config.MAX_SIMULATION_CUSTOMER_DAYS) at 3,165 MB (measured locally; docs/training.md): 6 GB leaves
 # room for both. A Lambda gets CPU in proportion to memory, but the work is single-threaded, so more
 # memory buys no speed.
 PREPARE_MEMORY_MB = 6144
 PREPARE_STORAGE_MB = 2048  # the prepared splits (~0.7 GB at the largest size) or the ULB zip and its splits
-LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 GET, PUT = "s3:GetObject", "s3:PutObject"
+# The SageMaker calls each handler makes (training/custom_resource/lifecycle.py, jobs.py), by resource
+# type; each role gets exactly its handler's. on_event (Prepare) starts or reuses the training jobs and
+# names the transforms (describe) on Create/Update, stops a job it started if the other cannot start,
+# and on Delete stops every attempt and drops the temporary models.
+PREPARE_SAGEMAKER_ACTIONS = {
+    "training-job": ("CreateTrainingJob", "DescribeTrainingJob", "StopTrainingJob"),
+    "transform-job": ("DescribeTransformJob", "StopTransformJob"),
+    "model": ("DeleteModel",),
+}
+# is_complete (Poll) describes the jobs, starts the scoring (a temporary model from the artifacts, then
+# its transform), stops what still runs on a failure or past the deadline, and drops the models.
+POLL_SAGEMAKER_ACTIONS = {
+    "training-job": ("DescribeTrainingJob", "StopTrainingJob"),
+    "transform-job": ("CreateTransformJob", "DescribeTransformJob", "StopTransformJob"),
+    "model": ("CreateModel", "DeleteModel"),
+}
 
 
 class TrainingRun(Construct):
@@ -82,9 +97,12 @@ class TrainingRun(Construct):
         xgboost_image: str,
         rcf_image: str,
         quota_needs: list[Need],
+        log_retention: logs.RetentionDays,
     ) -> None:
         super().__init__(scope, construct_id)
         self._bucket = bucket
+        # The stack's `logRetentionDays`, like every other log group of the stack (docs/deploy.md).
+        self._log_retention = log_retention
         self.source_asset: s3_assets.Asset | None = None
         source_uri = self._source_uri(config)
 
@@ -137,8 +155,8 @@ class TrainingRun(Construct):
         allow_objects(poll_role, bucket, PREFIXES.prepared, [GET])
         allow_objects(poll_role, bucket, PREFIXES.transform, [GET])
         self._acknowledge_prefixes(poll_role, [PREFIXES.prepared, PREFIXES.transform])
-        for role in (prepare_role, poll_role):
-            self._allow_sagemaker_jobs(role)
+        self._allow_sagemaker_jobs(prepare_role, PREPARE_SAGEMAKER_ACTIONS)
+        self._allow_sagemaker_jobs(poll_role, POLL_SAGEMAKER_ACTIONS)
         self._allow_source(prepare_role, config, source_uri)
         self._allow_quota_reads(prepare_role)
 
@@ -236,7 +254,7 @@ class TrainingRun(Construct):
         ephemeral_storage_mb: int,
     ) -> lambda_.Function:
         log_group = logs.LogGroup(
-            self, f"{name}Logs", retention=LOG_RETENTION, removal_policy=RemovalPolicy.DESTROY
+            self, f"{name}Logs", retention=self._log_retention, removal_policy=RemovalPolicy.DESTROY
         )
         role = iam.Role(
             self,
@@ -261,35 +279,22 @@ class TrainingRun(Construct):
             description="Fraud model training during cdk deploy (stdlib + boto3 only)",
         )
 
-    def _allow_sagemaker_jobs(self, role: iam.IRole) -> None:
+    def _allow_sagemaker_jobs(self, role: iam.IRole, actions_by_resource: dict[str, tuple[str, ...]]) -> None:
         stack = Stack.of(self)
-        grants = {
-            "training-job": (
-                ["sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob"],
-                JOB_PREFIX,
-            ),
-            "transform-job": (
-                [
-                    "sagemaker:CreateTransformJob",
-                    "sagemaker:DescribeTransformJob",
-                    "sagemaker:StopTransformJob",
-                ],
-                JOB_PREFIX,
-            ),
-            # Temporary models for the scoring transforms; the serving models are stack resources.
-            "model": (
-                ["sagemaker:CreateModel", "sagemaker:DescribeModel", "sagemaker:DeleteModel"],
-                MODEL_PREFIX,
-            ),
-        }
-        for resource, (actions, prefix) in grants.items():
+        # Jobs are named with JOB_PREFIX; the temporary models of the scoring transforms with
+        # MODEL_PREFIX (the serving models are stack resources).
+        prefixes = {"training-job": JOB_PREFIX, "transform-job": JOB_PREFIX, "model": MODEL_PREFIX}
+        for resource, actions in actions_by_resource.items():
+            prefix = prefixes[resource]
             arn = stack.format_arn(
                 service="sagemaker",
                 resource=resource,
                 resource_name=f"{prefix}*",
                 arn_format=ArnFormat.SLASH_RESOURCE_NAME,
             )
-            role.add_to_principal_policy(iam.PolicyStatement(actions=actions, resources=[arn]))
+            role.add_to_principal_policy(
+                iam.PolicyStatement(actions=[f"sagemaker:{a}" for a in actions], resources=[arn])
+            )
             acknowledge(
                 role,
                 {
@@ -299,6 +304,7 @@ class TrainingRun(Construct):
                     )
                 },
             )
+        # Both hand the job role to SageMaker: CreateTrainingJob (Prepare) and CreateModel (Poll).
         self.job_role.grant_pass_role(role)
 
     def _acknowledge_prefixes(self, role: iam.IRole, prefixes: list[str]) -> None:
@@ -315,10 +321,10 @@ class TrainingRun(Construct):
 
     def _provider(self) -> cr.Provider:
         provider_logs = logs.LogGroup(
-            self, "ProviderLogs", retention=LOG_RETENTION, removal_policy=RemovalPolicy.DESTROY
+            self, "ProviderLogs", retention=self._log_retention, removal_policy=RemovalPolicy.DESTROY
         )
         waiter_logs = logs.LogGroup(
-            self, "WaiterLogs", retention=LOG_RETENTION, removal_policy=RemovalPolicy.DESTROY
+            self, "WaiterLogs", retention=self._log_retention, removal_policy=RemovalPolicy.DESTROY
         )
         framework_roles = []
         for name in ("FrameworkOnEventRole", "FrameworkPollRole"):

@@ -65,6 +65,8 @@ def test_cli_strings_are_coerced():
         ),
         ({"alarmEmail": "not-an-address"}, "alarmEmail", "an e-mail address"),
         ({"stackName": "1-bad_name"}, "stackName", "a CloudFormation stack name"),
+        ({"vpcMaxAzs": "3"}, "vpcMaxAzs", "environment-agnostic"),
+        ({"vpcEndpointAzs": "3"}, "vpcEndpointAzs", "an integer from 1 to 2"),
     ],
 )
 def test_bad_value_names_key_value_and_what_is_allowed(overrides, key, allowed):
@@ -99,3 +101,26 @@ def test_bad_context_fails_building_the_app_before_any_resource():
     with pytest.raises(ConfigError, match=re.escape("cdk context 'batchSize' = '0' is not valid")):
         build_app(app)
     assert app.node.children == []
+
+
+@pytest.mark.parametrize("azs", ["3", "4", "6", 3], ids=["cli-3", "cli-4", "cli-6", "json-3"])
+def test_more_than_two_azs_is_refused_because_the_stack_is_environment_agnostic(azs):
+    # GIVEN `-c vpcMaxAzs=3` or more: the CDK would still build the environment-agnostic VPC in 2 AZs
+    # (VpcProps.maxAzs), so the value would be ignored without a word
+    from app import build_app
+
+    app = new_app({"vpcMaxAzs": azs})
+    # WHEN / THEN synthesis stops before any resource, naming the key, the value, 2 and why
+    with pytest.raises(ConfigError) as error:
+        build_app(app)
+    message = str(error.value)
+    assert error.value.key == "vpcMaxAzs"
+    assert f"cdk context 'vpcMaxAzs' = {azs!r} is not valid: only 2 here" in message
+    assert "environment-agnostic" in message
+    assert app.node.children == []
+
+
+def test_two_azs_the_default_are_accepted():
+    assert read({}).vpc_max_azs == 2
+    assert read({"vpcMaxAzs": "2"}).vpc_max_azs == 2
+    assert read({"vpcEndpointAzs": "2"}).vpc_endpoint_azs == 2

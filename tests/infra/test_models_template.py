@@ -23,6 +23,7 @@ os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 import aws_cdk as cdk  # noqa: E402
 import cfnlint.api  # noqa: E402
 from aws_cdk import aws_iam as iam  # noqa: E402
+from aws_cdk import aws_logs as logs  # noqa: E402
 from aws_cdk.assertions import Capture, Match, Template  # noqa: E402
 from cdk_nag import AwsSolutionsChecks  # noqa: E402
 
@@ -57,7 +58,12 @@ def _synth(tmp_path_factory, name: str, context: dict) -> Synth:
     outdir = tmp_path_factory.mktemp(name)
     app = cdk.App(outdir=str(outdir))
     stack = cdk.Stack(app, "FraudDetection")
-    models = TrainedModels(stack, "Models", config=ModelsConfig.from_context(ContextReader(context.get)))
+    models = TrainedModels(
+        stack,
+        "Models",
+        config=ModelsConfig.from_context(ContextReader(context.get)),
+        log_retention=logs.RetentionDays.ONE_MONTH,
+    )
     invoker = iam.Role(stack, "Invoker", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
     models.grant_invoke(invoker)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
@@ -417,6 +423,49 @@ def test_roles_are_scoped_to_the_stacks_bucket_prefixes_and_named_jobs(trained, 
             elif any(a.startswith("iam:") for a in actions):
                 assert actions == ["iam:PassRole"]
                 assert "JobRole" in rendered
+
+
+# The SageMaker calls of each handler of the training custom resource, read from
+# training/custom_resource/ (lifecycle.py on_event / is_complete and the jobs.py methods they run).
+HANDLER_SAGEMAKER_CALLS = {
+    # on_event: Create/Update start the training jobs (describe, create; stop the one started if the
+    # other cannot start) and name the transforms (describe); Delete stops every attempt, drops models.
+    "ModelsTrainingPrepareRole": {
+        "training-job": {"CreateTrainingJob", "DescribeTrainingJob", "StopTrainingJob"},
+        "transform-job": {"DescribeTransformJob", "StopTransformJob"},
+        "model": {"DeleteModel"},
+    },
+    # is_complete: describes the jobs, starts the scoring (temporary model, transform), stops what runs
+    # on a failure or past the deadline, drops the temporary models. Neither calls DescribeModel.
+    "ModelsTrainingPollRole": {
+        "training-job": {"DescribeTrainingJob", "StopTrainingJob"},
+        "transform-job": {"CreateTransformJob", "DescribeTransformJob", "StopTransformJob"},
+        "model": {"CreateModel", "DeleteModel"},
+    },
+}
+
+
+@pytest.mark.parametrize("role", list(HANDLER_SAGEMAKER_CALLS))
+def test_each_training_handler_may_call_only_what_its_code_calls(trained, role):
+    # GIVEN the role's SageMaker and IAM statements
+    granted: dict[str, set[str]] = {}
+    pass_role = []
+    for statement in _policies_of_role(trained, role):
+        actions = _as_list(statement["Action"])
+        if any(a.startswith("sagemaker:") for a in actions):
+            (resource,) = _as_list(statement["Resource"])
+            kind = next(
+                k for k in ("training-job", "transform-job", "model") if f":{k}/" in json.dumps(resource)
+            )
+            granted.setdefault(kind, set()).update(a.removeprefix("sagemaker:") for a in actions)
+        elif "iam:PassRole" in actions:
+            pass_role.append(statement)
+    # THEN exactly the handler's calls, on this construct's names
+    assert granted == HANDLER_SAGEMAKER_CALLS[role]
+    # and it may hand SageMaker the job role only (CreateTrainingJob / CreateModel name it)
+    (passed,) = pass_role
+    assert _as_list(passed["Action"]) == ["iam:PassRole"]
+    assert "JobRole" in json.dumps(passed["Resource"])
 
 
 def test_grant_invoke_allows_exactly_these_endpoints(trained, from_file_serverless):

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
+from typing import Any
 
+import pytest
 from aws_cdk.assertions import Capture, Match
 
 from stacks.redis.self_hosted import NAMESPACE
-from tests.infra.conftest import EXISTING_SECRET_ARN, EXTERNAL_HOST
+from tests.infra.conftest import EXISTING_SECRET_ARN, EXTERNAL_CONTEXT, EXTERNAL_HOST, OPTIONS_CONTEXT
 from tests.infra.synth import Synth, synth
+from tests.infra.test_grafana_service import ALLOWED_CIDR, CERTIFICATE_ARN, GRAFANA_CONTEXT, KMS_CONTEXT
 
 CONNECTION_KEYS = {"host", "port", "password", "username", "tls"}
 
@@ -99,6 +103,84 @@ def test_lean_services_wait_for_the_nat_instance_routes():
 def test_external_mode_needs_no_interface_endpoints(external_synth):
     external_synth.template.resource_count_is("AWS::EC2::VPCEndpoint", 0)
     external_synth.template.resource_count_is("AWS::ServiceDiscovery::PrivateDnsNamespace", 0)
+
+
+# Every configuration of the whole stack the infrastructure tests synthesize, each with the exact
+# context its own test uses (the synthesis cache then makes them free in a full run). They differ in
+# their security groups: endpoints or a NAT instance, Redis self-hosted or not, Grafana behind a load
+# balancer or on a public IP. (tests/infra/test_models_template.py builds no VPC.)
+STACK_VARIANTS = {
+    "default": {},
+    "external-redis": EXTERNAL_CONTEXT,
+    "every-option": OPTIONS_CONTEXT,
+    "lean": {"costPreset": "lean"},
+    "lean-public-ip": {"costPreset": "lean", "grafanaAllowedCidr": ALLOWED_CIDR},
+    "lean-external-redis": {"costPreset": "lean", "redisMode": "external", "redisHost": "redis.example.com"},
+    "grafana-https": GRAFANA_CONTEXT,
+    "grafana-open": {"grafanaAllowedCidr": "0.0.0.0/0", "grafanaCertificateArn": CERTIFICATE_ARN},
+    "external-redis-kms": KMS_CONTEXT,
+    "big-redis": {"redisCpu": "1024", "redisMemoryMb": "4096", "redisAppendFsync": "everysec"},
+}
+# EC2's rule for a security group's description and each rule's description: "Constraints: Up to 255
+# characters in length. Valid characters: a-z, A-Z, 0-9, spaces, and ._-:/()#,@[]+=&;{}!$*"
+# (API_CreateSecurityGroup, API_IpRange). Anything else fails the deploy (InvalidParameterValue);
+# synthesis, cdk-nag and cfn-lint all accept it.
+EC2_DESCRIPTION = re.compile(r"[a-zA-Z0-9 ._\-:/()#,@\[\]+=&;{}!$*]{0,255}")
+# The one value a description takes from the template (the interface endpoints' "from <VPC CIDR>:443"
+# the CDK writes): an IPv4 CIDR, digits, dots and a slash; this is its longest form.
+LONGEST_CIDR = "255.255.255.255/32"
+
+
+def _description_text(value: Any) -> str:
+    """A description as EC2 will receive it, with the longest value a CIDR token can take."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and list(value) == ["Fn::Join"]:
+        separator, parts = value["Fn::Join"]
+        return separator.join(_description_text(part) for part in parts)
+    if isinstance(value, dict) and list(value) == ["Fn::GetAtt"] and value["Fn::GetAtt"][1] == "CidrBlock":
+        return LONGEST_CIDR
+    raise AssertionError(f"a description built from {value!r}: check what it resolves to by hand")
+
+
+def security_group_descriptions(s: Synth) -> list[tuple[str, str]]:
+    """(where, description) of every security group and every rule of the template."""
+    found = []
+    for group_id, group in resources(s, "AWS::EC2::SecurityGroup").items():
+        properties = group["Properties"]
+        found.append((f"{group_id}.GroupDescription", properties["GroupDescription"]))
+        for direction in ("SecurityGroupIngress", "SecurityGroupEgress"):
+            for index, rule in enumerate(properties.get(direction, [])):
+                if "Description" in rule:
+                    found.append((f"{group_id}.{direction}[{index}]", rule["Description"]))
+    for resource_type in ("AWS::EC2::SecurityGroupIngress", "AWS::EC2::SecurityGroupEgress"):
+        for rule_id, rule in resources(s, resource_type).items():
+            if "Description" in rule["Properties"]:
+                found.append((rule_id, rule["Properties"]["Description"]))
+    return found
+
+
+@pytest.mark.parametrize("context", STACK_VARIANTS.values(), ids=list(STACK_VARIANTS))
+def test_every_security_group_description_is_one_ec2_accepts(context):
+    # GIVEN the stack as this configuration synthesizes it
+    s = synth(context)
+    descriptions = security_group_descriptions(s)
+    assert descriptions
+    # THEN EC2 would take each one (the lean preset's NAT rule once said "This VPC's ...")
+    refused = [
+        (where, text)
+        for where, value in descriptions
+        if not EC2_DESCRIPTION.fullmatch(text := _description_text(value))
+    ]
+    assert refused == []
+
+
+def test_the_description_check_refuses_what_ec2_refuses():
+    assert not EC2_DESCRIPTION.fullmatch("This VPC's private subnets")
+    assert not EC2_DESCRIPTION.fullmatch("x" * 256)
+    assert not EC2_DESCRIPTION.fullmatch("caf\u00e9")
+    assert EC2_DESCRIPTION.fullmatch("from " + LONGEST_CIDR + ":443")
+    assert EC2_DESCRIPTION.fullmatch("a-z A-Z 0-9 ._-:/()#,@[]+=&;{}!$*")
 
 
 # --- self-hosted Redis -------------------------------------------------------------------------------

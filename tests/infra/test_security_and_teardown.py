@@ -16,6 +16,7 @@ from aws_cdk import aws_sqs as sqs
 from cdk_nag import AwsSolutionsChecks
 
 from tests.infra.synth import REPO_ROOT, Synth
+from tests.infra.synth import synth as synth_with
 
 pytestmark = pytest.mark.infra
 
@@ -259,6 +260,15 @@ def test_every_log_group_is_deleted_with_the_stack_and_has_a_retention(any_synth
         assert group.get("DeletionPolicy") == "Delete", logical_id
         assert group.get("UpdateReplacePolicy") == "Delete", logical_id
         assert group["Properties"].get("RetentionInDays"), logical_id
+
+
+def test_every_log_group_keeps_its_logs_for_log_retention_days():
+    # GIVEN `-c logRetentionDays=7` (30 by default: a fixed 30 anywhere would pass unnoticed there)
+    s = synth_with({"logRetentionDays": "7"})
+    groups = s.template.find_resources("AWS::Logs::LogGroup")
+    # THEN every log group the stack creates keeps 7 days, the training custom resource's included
+    assert any("Training" in logical_id for logical_id in groups)
+    assert {i: g["Properties"].get("RetentionInDays") for i, g in groups.items()} == dict.fromkeys(groups, 7)
 
 
 def test_every_lambda_logs_to_a_log_group_of_the_stack(any_synth):
