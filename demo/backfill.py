@@ -21,6 +21,7 @@ time bounds allow it).
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import sys
 import time
@@ -146,21 +147,17 @@ def run(args: argparse.Namespace) -> int:
         path = Path(args.source)
         if not path.is_file():
             raise cli_errors.UserError(f"{path}: no such file", hint="give a simulator CSV or 'simulated'")
+        hint = "write one with `python -m fraud_data simulate --out PATH`"
         try:
             transactions = read_csv(path)
         except (ValueError, UnicodeDecodeError) as exc:
-            raise cli_errors.UserError(
-                str(exc), hint="write one with `python -m fraud_data simulate --out PATH`"
-            ) from None
+            raise cli_errors.UserError(str(exc), hint=hint) from None
+        except csv.Error as exc:  # a field over the csv module's limit, or a binary file
+            line = _line_of_csv_error(path)
+            raise cli_errors.UserError(f"{path}, line {line}: not a CSV row ({exc})", hint=hint) from None
         source = SimulatorCsvSource(path)
     rows = history(transactions, args.days)
-    if args.checkpoint:
-        # The producer's checkpoint for the same source, placed after the history: `python -m
-        # producer --source <same> --resume --checkpoint <this>` streams what follows it.
-        from producer.checkpoint import Checkpoint, CheckpointStore
-        from producer.source import Position
-
-        CheckpointStore(args.checkpoint).save(Checkpoint(source.key, source.order, Position(0, len(rows))))
+    history_end = len(rows)  # where the producer's checkpoint goes, once the history is in Redis
     if not args.keep_times:
         rows = shift_to_end_at(rows, int(time.time() * 1000))
     try:
@@ -174,10 +171,39 @@ def run(args: argparse.Namespace) -> int:
         raise cli_errors.UserError(
             f"cannot use the Redis: {exc}", hint="check --redis-url / REDIS_URL"
         ) from None
+    if args.checkpoint:
+        # Only now that the history is in Redis: a checkpoint placed after a history that never got
+        # there would have `--resume` skip it.
+        _save_checkpoint(args.checkpoint, source, history_end)
     if args.out:
         write_csv(rows, args.out)
     print(describe(stats))
     return 0
+
+
+def _save_checkpoint(path: Path, source, history_end: int) -> None:
+    """The producer's checkpoint for the same source, placed after the history: `python -m producer
+    --source <same> --resume --checkpoint <path>` streams what follows it."""
+    from producer.checkpoint import Checkpoint, CheckpointStore
+    from producer.errors import ProducerError
+    from producer.source import Position
+
+    try:
+        CheckpointStore(path).save(Checkpoint(source.key, source.order, Position(0, history_end)))
+    except ProducerError as exc:
+        raise cli_errors.UserError(str(exc), hint="pass another --checkpoint") from None
+
+
+def _line_of_csv_error(path: Path) -> int:
+    """The line at which the csv module gives up on `path` (read_csv's error does not say)."""
+    with open(path, encoding="utf-8", errors="replace", newline="") as handle:
+        reader = csv.reader(handle)
+        try:
+            for _ in reader:
+                pass
+        except csv.Error:
+            pass
+        return reader.line_num
 
 
 def main(argv: list[str] | None = None) -> int:

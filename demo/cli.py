@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--seed",
-        type=int,
+        type=cli_errors.non_negative_whole_number,  # the simulator's seeds are >= 0
         default=None,
         help="simulation seed (default 42; with $REDIS_URL a fresh one, so ids are new)",
     )

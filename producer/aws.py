@@ -15,6 +15,7 @@ from botocore.exceptions import (
     NoRegionError,
     PartialCredentialsError,
 )
+from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
 
 from contracts.stack_outputs import DEFAULT_STACK_NAME, STREAM_NAME
 from producer.errors import ProducerError
@@ -30,6 +31,7 @@ CLIENT_CONFIG = Config(
     read_timeout=30,
     max_pool_connections=4,
 )
+EXAMPLE_ENDPOINT = "http://127.0.0.1:4566"  # a local Kinesis API (moto, LocalStack)
 CREDENTIAL_ERRORS = frozenset(
     {
         "UnrecognizedClientException",
@@ -41,10 +43,22 @@ CREDENTIAL_ERRORS = frozenset(
 
 
 def make_client(service: str, *, endpoint_url: str | None = None, region: str | None = None):
+    if endpoint_url is not None:
+        check_endpoint_url(endpoint_url)
     with aws_errors():
         return boto3.session.Session().client(
             service, region_name=region, endpoint_url=endpoint_url, config=CLIENT_CONFIG
         )
+
+
+def check_endpoint_url(url: str) -> str:
+    """`url` if botocore takes it as an endpoint (a scheme and a host), else a ProducerError: botocore
+    itself raises a bare ValueError, a traceback for a typo such as a missing `http://`."""
+    if not (is_valid_endpoint_url(url) or is_valid_ipv6_endpoint_url(url)):
+        raise ProducerError(
+            f"{url!r} is not an endpoint URL; give the scheme and host, e.g. {EXAMPLE_ENDPOINT}"
+        )
+    return url
 
 
 @contextmanager

@@ -15,7 +15,15 @@ import sys
 from pathlib import Path
 
 from fraud_data.simulator import SimulationConfig
-from producer.aws import DEFAULT_STACK, aws_errors, check_stream, make_client, stream_from_stack
+from producer.aws import (
+    DEFAULT_STACK,
+    EXAMPLE_ENDPOINT,
+    aws_errors,
+    check_endpoint_url,
+    check_stream,
+    make_client,
+    stream_from_stack,
+)
 from producer.checkpoint import CheckpointStore, default_path
 from producer.errors import ProducerError
 from producer.labels import DEFAULT_LABEL_DELAY_MS, DEFAULT_LABELS, LABEL_CHOICES, MAX_LABEL_DELAY_MS
@@ -70,6 +78,13 @@ def _rate(text: str) -> float | None:
     return value
 
 
+def _endpoint_url(text: str) -> str:
+    try:
+        return check_endpoint_url(text)
+    except ProducerError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)?")
 _DURATION_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
@@ -103,7 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_STACK,
         help="read the stream from this CloudFormation stack's StreamName output (default: %(default)s)",
     )
-    target.add_argument("--endpoint-url", metavar="URL", help="a local Kinesis/CloudFormation API, e.g. moto")
+    target.add_argument(
+        "--endpoint-url",
+        metavar="URL",
+        type=_endpoint_url,
+        help=f"a local Kinesis/CloudFormation API, e.g. moto's {EXAMPLE_ENDPOINT}",
+    )
     target.add_argument("--region", help="AWS region (default: AWS_DEFAULT_REGION or your AWS config)")
     what = parser.add_argument_group("what to send")
     what.add_argument(

@@ -7,6 +7,8 @@ label event stamped t + delay, placed in the stream before the first transaction
 that time. A delay under the features' 7 days means every label a feature needs has been sent before
 the transaction that needs it. What is still pending when a run ends is sent then (stamped with the
 run's last time, never later than its due time), so a finished run leaves no transaction unlabelled.
+A report taken for sending stays pending (in flight) until Kinesis accepts its label event: one in a
+call that fails, or left unsent when a run stops, is still in `pending()`, so the checkpoint keeps it.
 
 Label events use the transaction's card as partition key: on the same shard as the transaction and
 after it, so the scorer never sees a report before the transaction it is about.
@@ -32,18 +34,24 @@ DEFAULT_LABEL_DELAY_MS = DAY_MS
 MAX_LABEL_DELAY_MS = 7 * DAY_MS
 
 
+# (due, order, transaction id, label, card id, the transaction's watermark ticket or None if restored)
+_Report = tuple[int, int, str, int, str, int | None]
+
+
 class LabelSchedule:
     """Pending reports, ordered by due time (then by the order their transactions were sent)."""
 
     def __init__(self, which: str = DEFAULT_LABELS, delay_ms: int = DEFAULT_LABEL_DELAY_MS) -> None:
         self.which = which
         self.delay_ms = delay_ms
-        # (due, order, transaction id, label, card id, the transaction's watermark ticket)
-        self._heap: list[tuple[int, int, str, int, str, int | None]] = []
+        self._heap: list[_Report] = []
+        # Reports taken by `due`/`drain` whose label event Kinesis has not accepted yet, by their
+        # order number (the id `accepted` is called with).
+        self._in_flight: dict[int, _Report] = {}
         self._order = itertools.count()
 
     def __len__(self) -> int:
-        return len(self._heap)
+        return len(self._heap) + len(self._in_flight)
 
     def schedule(self, row: object, event: dict, stamped_ms: int, ticket: int | None = None) -> None:
         """Note the report of a transaction just stamped `stamped_ms` (simulator rows only: rows of
@@ -59,12 +67,14 @@ class LabelSchedule:
         )
 
     def pending(self, sent: Callable[[int], bool]) -> list[tuple[int, str, int, str]]:
-        """(due, transaction id, label, card id) of every report still due whose transaction was
-        accepted (`sent` accepts its ticket; a restored report's was, in an earlier run): what a
-        checkpoint keeps."""
+        """(due, transaction id, label, card id) of every report not yet accepted - still scheduled,
+        or in flight - whose transaction was accepted (`sent` accepts its ticket; a restored report's
+        was, in an earlier run), with its own due time: what a checkpoint keeps."""
         return [
             (due, transaction_id, label, card_id)
-            for due, _, transaction_id, label, card_id, ticket in self._heap
+            for due, _, transaction_id, label, card_id, ticket in sorted(
+                [*self._heap, *self._in_flight.values()]
+            )
             if ticket is None or sent(ticket)
         ]
 
@@ -73,25 +83,36 @@ class LabelSchedule:
         for due, transaction_id, label, card_id in reports:
             heapq.heappush(self._heap, (due, next(self._order), transaction_id, label, card_id, None))
 
-    def due(self, now_ms: int) -> list[tuple[dict, str]]:
-        """(label event, partition key) of every report due at or before `now_ms`, stamped with its
-        due time."""
+    def due(self, now_ms: int) -> list[tuple[int, dict, str]]:
+        """(report id, label event, partition key) of every report due at or before `now_ms`, stamped
+        with its due time; each stays in flight until `accepted(report id)`."""
         out = []
         while self._heap and self._heap[0][0] <= now_ms:
-            due, _, transaction_id, label, card_id, _ = heapq.heappop(self._heap)
-            out.append((label_event(transaction_id=transaction_id, label=label, timestamp_ms=due), card_id))
+            report = heapq.heappop(self._heap)
+            due, order, transaction_id, label, card_id, _ = report
+            self._in_flight[order] = report
+            event = label_event(transaction_id=transaction_id, label=label, timestamp_ms=due)
+            out.append((order, event, card_id))
         return out
 
-    def drain(self, at_ms: int, sent: Callable[[int], bool] | None = None) -> list[tuple[dict, str]]:
-        """Every pending report, stamped `at_ms` (or its due time if earlier): the end of a run. With
-        `sent`, only the reports of transactions whose ticket it accepts: a stopped run's last attempt
-        can leave transactions unsent, and a report must never reach the stream before (or without)
-        its transaction; a resumed run sends those transactions, and schedules their reports, again."""
+    def drain(self, at_ms: int, sent: Callable[[int], bool] | None = None) -> list[tuple[int, dict, str]]:
+        """Every scheduled report, stamped `at_ms` (or its due time if earlier): the end of a run; each
+        stays in flight until `accepted(report id)`. With `sent`, only the reports of transactions whose
+        ticket it accepts: a stopped run's last attempt can leave transactions unsent, and a report must
+        never reach the stream before (or without) its transaction; a resumed run sends those
+        transactions, and schedules their reports, again."""
         out = []
         while self._heap:
-            due, _, transaction_id, label, card_id, ticket = heapq.heappop(self._heap)
+            report = heapq.heappop(self._heap)
+            due, order, transaction_id, label, card_id, ticket = report
             if sent is not None and ticket is not None and not sent(ticket):
                 continue
+            self._in_flight[order] = report
             stamp = min(due, at_ms)
-            out.append((label_event(transaction_id=transaction_id, label=label, timestamp_ms=stamp), card_id))
+            event = label_event(transaction_id=transaction_id, label=label, timestamp_ms=stamp)
+            out.append((order, event, card_id))
         return out
+
+    def accepted(self, report_id: int) -> None:
+        """Kinesis accepted the label event of `report_id` (from `due` or `drain`): it is done."""
+        del self._in_flight[report_id]

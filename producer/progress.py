@@ -64,14 +64,18 @@ class Progress:
         self.stream.flush()
 
     def note(self, message: str) -> None:
-        if self.mode is Mode.SILENT:
-            return
-        self._end_bar()
-        self.stream.write(message + "\n")
-        self.stream.flush()
+        """A line between the progress ones (resuming, stopping): progress too, so --quiet drops it."""
+        if self.mode in (Mode.BAR, Mode.LINES):
+            self._write_line(message)
 
     def finish(self, summary_line: str) -> None:
-        self.note(summary_line)
+        if self.mode is not Mode.SILENT:
+            self._write_line(summary_line)
+
+    def _write_line(self, line: str) -> None:
+        self._end_bar()
+        self.stream.write(line + "\n")
+        self.stream.flush()
 
     def _end_bar(self) -> None:
         if self._bar_drawn:

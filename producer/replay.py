@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import signal
 import sys
 import threading
@@ -161,6 +162,8 @@ class Producer:
         last_saved = started
         batch = Batch(one_per_key=self.ordered)
         batch_deadline = 0.0
+        labels = LabelSchedule(self.labels, self.label_delay_ms)
+        labels.restore(reports_due)
 
         def flush() -> None:
             nonlocal batch, last_saved
@@ -169,7 +172,8 @@ class Producer:
             entries, batch = batch.entries, Batch(one_per_key=self.ordered)
 
             def accepted(entry: Entry) -> None:
-                if entry.ticket == LABEL_TICKET:
+                if entry.report is not None:
+                    labels.accepted(entry.report)
                     summary.labels_sent += 1
                 else:
                     watermark.done(entry.ticket)
@@ -199,16 +203,19 @@ class Producer:
             if batch.full:
                 flush()
 
-        def add_labels(reports: list[tuple[dict, str]]) -> None:
-            for event, partition_key in reports:
-                add(Entry(LABEL_TICKET, partition_key, encode(event)))
+        def add_labels(reports: list[tuple[int, dict, str]]) -> None:
+            for report, event, partition_key in reports:
+                add(Entry(LABEL_TICKET, partition_key, encode(event), report))
 
-        labels = LabelSchedule(self.labels, self.label_delay_ms)
-        labels.restore(reports_due)
         try:
             with self._sigint_stops_run():
                 taken = 0
-                for position, item in self.source.read(start, loop=self.loop):
+                rows = self.source.read(start, loop=self.loop)
+                # A source's first read can be slow (SimulatedSource simulates its world then): the
+                # clock - the summary's elapsed time and rate - starts again once the rows are ready.
+                first_row = list(itertools.islice(rows, 1))
+                started = last_saved = self._clock()
+                for position, item in itertools.chain(first_row, rows):
                     if self._should_stop() or (self.count is not None and taken >= self.count):
                         break
                     if position in already_done:
@@ -283,9 +290,10 @@ class Producer:
         return saved.resume_at, saved.done_ahead, saved.pending_reports
 
     def _save(self, watermark: Watermark, labels: LabelSchedule | None = None) -> None:
-        """The checkpoint; with `labels` (when the run ends, however it ends), the reports still due
-        for accepted transactions too. Not in the saves of every second: a day's report delay at a
-        few hundred records/s keeps ~10^5 reports due, megabytes to write each time."""
+        """The checkpoint; with `labels` (when the run ends, however it ends), the reports of accepted
+        transactions that Kinesis has not accepted yet (still due, or in a call that failed or never
+        went) too. Not in the saves of every second: a day's report delay at a few hundred records/s
+        keeps ~10^5 reports due, megabytes to write each time."""
         if self.checkpoint is not None and not self.dry_run:
             checkpoint = watermark.checkpoint(source=self.source.key, order=self.source.order)
             if labels is not None:

@@ -36,6 +36,7 @@ class Entry:
     ticket: int  # the read position's ticket (producer.checkpoint.Watermark)
     partition_key: str
     data: bytes
+    report: int | None = None  # a label event's report id (producer.labels.LabelSchedule)
 
     @property
     def size(self) -> int:

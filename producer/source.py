@@ -114,8 +114,7 @@ class CsvSource:
         return hasher.hexdigest()[:12], offsets
 
     def _read_layout(self) -> _Layout:
-        with self.path.open("r", encoding="utf-8", errors="replace", newline="") as handle:
-            first = next(csv.reader(handle), None)
+        first = _first_row(self.path, str(self.path))
         if not first:
             raise ProducerError(f"{self.path}: empty file, expected creditcard.csv columns")
         if all(_is_number(cell) for cell in first):
@@ -167,7 +166,9 @@ class CsvSource:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
             return Malformed(index, "not UTF-8")
-        cells = next(csv.reader([text]), [])
+        cells = _cells(index, text)
+        if isinstance(cells, Malformed):
+            return cells
         layout = self._layout
         needed = max(*layout.feature_indices, layout.label_index or 0) + 1
         if len(cells) < needed:
@@ -202,6 +203,27 @@ def _label(cell: str) -> int | None:
     except ValueError:
         return None
     return int(value) if value in (0.0, 1.0) else None
+
+
+def _cells(index: int, line: str) -> list[str] | Malformed:
+    """The cells of row `index`; Malformed for a line the csv module refuses (a field over its size
+    limit, csv.field_size_limit), so the row is skipped and counted instead of ending the run."""
+    try:
+        return next(csv.reader([line]), [])
+    except csv.Error as exc:
+        return Malformed(index, f"not a CSV row ({exc})")
+
+
+def _first_row(path: Path, display: str) -> list[str] | None:
+    """The file's first row (its header, or its first data row); None for an empty file. A file the
+    csv module cannot read a row of (a binary file, a field over its size limit) is a ProducerError."""
+    try:
+        with path.open("r", encoding="utf-8", errors="replace", newline="") as handle:
+            return next(csv.reader(handle), None)
+    except OSError as exc:
+        raise ProducerError(f"{display}: cannot read ({exc.strerror or exc})") from None
+    except csv.Error as exc:
+        raise ProducerError(f"{display}: not a CSV file: its first row is unreadable ({exc})") from None
 
 
 class TransactionsSource:
@@ -280,10 +302,9 @@ class SimulatorCsvSource:
             with self.path.open("rb") as handle:
                 for block in iter(lambda: handle.read(1 << 20), b""):
                     digest.update(block)
-            with self.path.open("r", encoding="utf-8", errors="replace", newline="") as handle:
-                header = [cell.strip() for cell in next(csv.reader(handle), [])]
         except OSError as exc:
             raise ProducerError(f"{self.display}: cannot read ({exc.strerror or exc})") from None
+        header = [cell.strip() for cell in _first_row(self.path, self.display) or []]
         self.key = f"simcsv-{digest.hexdigest()[:12]}"
         missing = [c for c in SIMULATOR_REQUIRED if c not in header]
         if missing:
@@ -309,7 +330,9 @@ class SimulatorCsvSource:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
             return Malformed(index, "not UTF-8")
-        cells = next(csv.reader([text]), [])
+        cells = _cells(index, text)
+        if isinstance(cells, Malformed):
+            return cells
         at = self._index
         if len(cells) <= max(at.values()):
             return Malformed(index, f"{len(cells)} columns, expected {max(at.values()) + 1}")
@@ -363,11 +386,7 @@ class _Unzipped:
 
 def detect_shape(path: Path) -> str:
     """'simulator' when the header names card_id and terminal_id, else 'creditcard'."""
-    try:
-        with path.open("r", encoding="utf-8", errors="replace", newline="") as handle:
-            header = {cell.strip() for cell in next(csv.reader(handle), [])}
-    except OSError as exc:
-        raise ProducerError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    header = {cell.strip() for cell in _first_row(path, str(path)) or []}
     return "simulator" if {"card_id", "terminal_id"} <= header else "creditcard"
 
 

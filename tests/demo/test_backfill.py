@@ -115,6 +115,30 @@ def test_user_errors_are_one_line(monkeypatch, capsys, argv, message):
     assert len([line for line in err.splitlines() if "error" in line]) == 1
 
 
+def test_a_row_over_the_csv_field_limit_is_one_line_naming_its_line(tmp_path, capsys):
+    path = tmp_path / "sim.csv"
+    header = "transaction_id,timestamp,card_id,terminal_id,amount,label,scenario"
+    row = "sim-1-0,1522540800000,c0,t0,1.0,0,0"
+    path.write_text(f"{header}\n{row}\n{row[:-1]}{'9' * 200_000}\n")
+    assert main(["--redis-url", "redis://127.0.0.1:1/0", "--source", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.strip().splitlines() == [
+        f"demo.backfill: error: {path}, line 3: not a CSV row (field larger than field limit (131072)); "
+        "write one with `python -m fraud_data simulate --out PATH`"
+    ]
+
+
+def test_no_checkpoint_is_left_when_the_history_does_not_reach_redis(tmp_path, capsys):
+    # A checkpoint placed after the history would have the producer's --resume skip a history
+    # that never got into Redis.
+    checkpoint = tmp_path / "cp.json"
+    assert main(["--redis-url", "redis://127.0.0.1:1/0", "--customers", "30", "--terminals", "60",
+                 "--days", "1", "--checkpoint", str(checkpoint)]) == 1  # fmt: skip
+    assert "cannot use the Redis" in capsys.readouterr().err
+    assert not checkpoint.exists()
+
+
 def test_the_command_leaves_a_checkpoint_from_which_the_producer_streams_what_follows(
     redis_url, tmp_path, capsys, monkeypatch
 ):

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from producer import Producer, send
+from producer.errors import ProducerError
 from producer.source import SyntheticSource
 
 
@@ -38,6 +41,13 @@ def test_send_by_endpoint_url_with_progress_hook_and_resume(moto_url, stream, re
     assert [s.sent for s in progress.snapshots] == [500, 700]
     assert progress.summary.startswith("700 records sent")
     assert not first.interrupted
+
+
+def test_an_endpoint_url_without_a_scheme_is_a_clear_error(moto_url):
+    # botocore's own error is a bare ValueError, a traceback in any CLI that calls send()
+    schemeless = moto_url.removeprefix("http://")
+    with pytest.raises(ProducerError, match=f"'{schemeless}' is not an endpoint URL; .* e.g. http://"):
+        send("s", count=1, endpoint_url=schemeless)
 
 
 def test_stop_from_another_thread_ends_an_endless_run_cleanly(kinesis, stream, read_stream):

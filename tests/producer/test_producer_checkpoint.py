@@ -198,21 +198,26 @@ def test_a_checkpoint_path_that_is_a_directory_is_a_clear_error(tmp_path):
     assert list(tmp_path.iterdir()) == []  # no temporary file left behind
 
 
-class ThrottlesAllAndStops:
-    """Kinesis throttling every record while Ctrl-C is pressed (the first call), then accepting."""
+class CtrlCDuringFirstCall:
+    """Kinesis during a Ctrl-C: the call in which it is pressed (once `producer` is set) is throttled,
+    or with `first_accepted` accepted, and every other call gets the other answer. Without `producer`
+    it accepts everything."""
 
-    def __init__(self) -> None:
+    def __init__(self, first_accepted: bool = False) -> None:
         self.producer: Producer | None = None
+        self.first_accepted = first_accepted
         self.accepted: list[dict] = []
 
     def put_records(self, StreamName, Records):  # noqa: N803 - boto3's parameter names
-        if self.producer is not None:
+        pressed = self.producer is not None
+        if pressed:
             self.producer.stop()
             self.producer = None
-            refused = {"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": "slow"}
-            return {"FailedRecordCount": len(Records), "Records": [refused for _ in Records]}
-        self.accepted += [json.loads(r["Data"]) for r in Records]
-        return {"Records": [{"SequenceNumber": "1", "ShardId": "shardId-0"} for _ in Records]}
+        if pressed == self.first_accepted:
+            self.accepted += [json.loads(r["Data"]) for r in Records]
+            return {"Records": [{"SequenceNumber": "1", "ShardId": "shardId-0"} for _ in Records]}
+        refused = {"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": "slow"}
+        return {"FailedRecordCount": len(Records), "Records": [refused for _ in Records]}
 
 
 def simulator_rows(*rows: tuple) -> Transactions:
@@ -224,7 +229,9 @@ def simulator_rows(*rows: tuple) -> Transactions:
     return table
 
 
-def resumable_producer(rows: Transactions, kinesis, store: CheckpointStore, *, resume: bool) -> Producer:
+def resumable_producer(
+    rows: Transactions, kinesis, store: CheckpointStore, *, resume: bool, label_delay_ms: int = DAY_MS
+) -> Producer:
     return Producer(
         source=TransactionsSource(rows, key="k"),
         stream_name="s",
@@ -232,6 +239,7 @@ def resumable_producer(rows: Transactions, kinesis, store: CheckpointStore, *, r
         checkpoint=store,
         resume=resume,
         backoff=Backoff(base_seconds=0, cap_seconds=0),
+        label_delay_ms=label_delay_ms,
     )
 
 
@@ -239,7 +247,7 @@ def test_a_stopped_run_never_sends_a_report_without_its_transaction(tmp_path):
     # GIVEN one fraud, whose report is due a day later, and a stream that refuses it as Ctrl-C comes
     fraud = simulator_rows(("sim-1-0", 1_700_000_000_000, "c0", "t0", 10.0, 1, 1))
     store = CheckpointStore(tmp_path / "cp.json")
-    kinesis = ThrottlesAllAndStops()
+    kinesis = CtrlCDuringFirstCall()
 
     # WHEN the run stops with the transaction unsent, THEN its report is not sent either
     kinesis.producer = first = resumable_producer(fraud, kinesis, store, resume=False)
@@ -286,8 +294,66 @@ def test_the_reports_of_a_failed_runs_accepted_transactions_are_sent_by_the_resu
     )
 
     # WHEN the run is resumed THEN the second transaction goes out, and the first one's report too
-    working = ThrottlesAllAndStops()
+    working = CtrlCDuringFirstCall()
     resumable_producer(rows, working, store, resume=True).run()
     sent = [(e.get("type", "transaction"), e["transaction_id"]) for e in working.accepted]
     assert sorted(sent) == [("label", "sim-1-0"), ("transaction", "sim-1-1")]
     assert store.load(source="k", order="sequential").pending_reports == ()
+
+
+def sent_events(kinesis) -> list[tuple[str, str]]:
+    return [(e.get("type", "transaction"), e["transaction_id"]) for e in kinesis.accepted]
+
+
+@pytest.mark.parametrize(
+    "label_delay_ms",
+    [0, DAY_MS],
+    ids=["report due mid-run, in a failing call", "report sent at the end, in a failing call"],
+)
+def test_a_report_whose_own_call_fails_stays_in_the_checkpoint(tmp_path, label_delay_ms):
+    # GIVEN a fraud on c0, accepted, then a transaction of c1; the fraud's report goes out either
+    # before c1's transaction (delay 0) or when the run ends (a day), in a call the stream refuses
+    rows = simulator_rows(
+        ("sim-1-0", 1_700_000_000_000, "c0", "t0", 10.0, 1, 1),
+        ("sim-1-1", 1_700_000_001_000, "c1", "t0", 5.0, 0, 0),
+    )
+    store = CheckpointStore(tmp_path / "cp.json")
+    failing = AcceptsOnceThenFails()
+    with pytest.raises(ProducerError):
+        resumable_producer(rows, failing, store, resume=False, label_delay_ms=label_delay_ms).run()
+    assert ("transaction", "sim-1-0") in sent_events(failing)
+    assert ("label", "sim-1-0") not in sent_events(failing)
+
+    # THEN the checkpoint keeps the report, with its own due time
+    assert store.load(source="k", order="sequential").pending_reports == (
+        (1_700_000_000_000 + label_delay_ms, "sim-1-0", 1, "c0"),
+    )
+    # AND the resumed run sends it: every event reaches the stream once
+    working = CtrlCDuringFirstCall()
+    resumable_producer(rows, working, store, resume=True, label_delay_ms=label_delay_ms).run()
+    assert sorted(sent_events(failing) + sent_events(working)) == [
+        ("label", "sim-1-0"),
+        ("transaction", "sim-1-0"),
+        ("transaction", "sim-1-1"),
+    ]
+    assert store.load(source="k", order="sequential").pending_reports == ()
+
+
+def test_a_report_left_unsent_by_ctrl_c_stays_in_the_checkpoint(tmp_path):
+    # GIVEN a fraud, accepted as Ctrl-C comes; its report (due a day later) goes out as the run ends,
+    # once, and is throttled
+    fraud = simulator_rows(("sim-1-0", 1_700_000_000_000, "c0", "t0", 10.0, 1, 1))
+    store = CheckpointStore(tmp_path / "cp.json")
+    kinesis = CtrlCDuringFirstCall(first_accepted=True)
+    kinesis.producer = first = resumable_producer(fraud, kinesis, store, resume=False)
+    assert first.run().interrupted
+    assert sent_events(kinesis) == [("transaction", "sim-1-0")]
+
+    # THEN the checkpoint keeps the report with its due time (not the end-of-run stamp it was sent with)
+    assert store.load(source="k", order="sequential").pending_reports == (
+        (1_700_000_000_000 + DAY_MS, "sim-1-0", 1, "c0"),
+    )
+    # AND the resumed run sends it
+    working = CtrlCDuringFirstCall()
+    resumable_producer(fraud, working, store, resume=True).run()
+    assert sent_events(working) == [("label", "sim-1-0")]

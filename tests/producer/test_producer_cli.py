@@ -80,7 +80,7 @@ def test_stream_name_wins_over_stack(moto_url, stream, read_stream, capsys):
 
 
 def test_malformed_csv_rows_are_skipped_and_counted(moto_url, stream, read_stream, tmp_path, capsys):
-    # GIVEN a creditcard.csv with two broken rows among 20
+    # GIVEN a creditcard.csv with three broken rows among 20, one with a field over the csv module's limit
     path = tmp_path / "creditcard.csv"
     rows = [list(r) for r in generate_rows(20, seed=6)]
     with path.open("w", newline="") as handle:
@@ -88,18 +88,24 @@ def test_malformed_csv_rows_are_skipped_and_counted(moto_url, stream, read_strea
         writer.writerow(COLUMNS)
         writer.writerows(rows)
     lines = path.read_text().splitlines()
-    lines[4], lines[9] = "garbage", ",".join(["x"] * 31)
+    lines[4], lines[9], lines[15] = "garbage", ",".join(["x"] * 31), '"' + "x" * 200_000 + '"'
     path.write_text("\n".join(lines) + "\n")
     # WHEN replayed
     code = main(["--source", str(path), "--stream-name", stream, "--endpoint-url", moto_url, "-q"])
-    # THEN the 18 good rows arrive, with their labels, and the summary counts the 2 rejected rows
+    # THEN the 17 good rows arrive, with their labels, and the summary counts the 3 rejected rows
     events = sorted((r["event"] for r in read_stream(stream)), key=lambda e: e["transaction_id"])
     assert code == 0
-    assert "18 records sent" in (line := one_line(capsys.readouterr().err))
-    assert "rejected rows 2" in line
-    good = [row for i, row in enumerate(rows) if i not in (3, 8)]
+    assert "17 records sent" in (line := one_line(capsys.readouterr().err))
+    assert "rejected rows 3" in line
+    good = [row for i, row in enumerate(rows) if i not in (3, 8, 14)]
     assert [e["features"] for e in events] == [row[:30] for row in good]
     assert [e["label"] for e in events] == [int(row[30]) for row in good]
+
+
+def test_quiet_prints_only_the_summary_line_even_when_resuming(capsys):
+    # --resume says where it starts ("no checkpoint at ...") - progress, which -q leaves out
+    assert main(["--dry-run", "-q", "--source", "synthetic", "--count", "2", "--resume"]) == 0
+    assert one_line(capsys.readouterr().err).startswith("2 records printed (dry run, nothing sent)")
 
 
 def test_dry_run_prints_records_and_sends_nothing(moto_url, stream, read_stream, capsys, monkeypatch):
@@ -138,6 +144,12 @@ def test_help_explains_every_option(capsys):
         (["--label-delay", "soon"], 2, "argument --label-delay: 'soon' is not a duration"),
         (["--customers", "2"], 2, "the fraud scenarios need at least 3 customers"),
         (["--frobnicate"], 2, "unrecognized arguments: --frobnicate"),
+        (
+            ["--endpoint-url", "127.0.0.1:4567", "--stream-name", "s"],
+            2,
+            "argument --endpoint-url: '127.0.0.1:4567' is not an endpoint URL; give the scheme and host, "
+            "e.g. http://127.0.0.1:4566",
+        ),
     ],
 )
 def test_bad_use_gets_one_clear_line_and_a_non_zero_exit(moto_url, argv, code, message, capsys):

@@ -52,7 +52,9 @@ def test_quiet_prints_only_the_summary_and_silent_nothing():
     quiet, silent = io.StringIO(), io.StringIO()
     for stream, mode in ((quiet, Mode.SUMMARY), (silent, Mode.SILENT)):
         progress = Progress(stream=stream, mode=mode)
+        progress.note("resuming at pass 0, row 2")
         progress.update(snapshots([1])[0])
+        progress.note("stopping after the in-flight batch")
         progress.finish("done")
     assert quiet.getvalue() == "done\n"
     assert silent.getvalue() == ""

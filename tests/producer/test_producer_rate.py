@@ -7,9 +7,10 @@ import json
 
 import pytest
 
+from fraud_data.simulator import SimulationConfig
 from producer.rate import BURST_SECONDS, RateLimiter
 from producer.replay import LINGER_SECONDS, Producer
-from producer.source import SyntheticSource
+from producer.source import SimulatedSource, SyntheticSource
 
 EPOCH = 1_764_032_400.0
 
@@ -123,3 +124,33 @@ def test_dry_run_honours_the_rate_too():
     times = [json.loads(line)["timestamp"] / 1000 - EPOCH for line in out.getvalue().splitlines()]
     assert summary.sent == len(times) == 100
     assert times[-1] == pytest.approx(99 / 10, abs=0.002)
+
+
+def test_the_summary_times_the_sending_not_the_simulation_before_it():
+    # GIVEN a simulated source whose world takes a minute to simulate (on its first read)
+    clock = FakeClock()
+
+    class SlowToSimulate(SimulatedSource):
+        def load(self):
+            if not self._simulated:
+                clock.sleep(60)
+            return super().load()
+
+    source = SlowToSimulate(SimulationConfig(customers=100, terminals=200, days=2, seed=3))
+    # WHEN 100 transactions go out at 10/s
+    summary = Producer(
+        source=source,
+        count=100,
+        rate=10,
+        dry_run=True,
+        output=io.StringIO(),
+        labels="none",
+        clock=clock,
+        wall_clock=clock.wall,
+        sleep=clock.sleep,
+    ).run()
+    # THEN the summary's elapsed time and rate are the sending's: ~10 s at 10/s, not 70 s at 1.4/s
+    assert summary.sent == 100
+    assert clock.now > 60
+    assert 9 < summary.elapsed_seconds < 11
+    assert summary.rate == pytest.approx(10, rel=0.1)

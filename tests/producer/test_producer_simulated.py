@@ -178,6 +178,8 @@ def test_a_zip_holding_creditcard_csv_gives_the_same_transactions_as_the_csv(
         (lambda d: _zip(d, ["a.csv", "b.csv"]), "found a.csv, b.csv"),
         (lambda d: _sim_csv_without(d, "terminal_id"), None),  # no terminal_id: the creditcard shape
         (lambda d: _sim_csv_without(d, "amount"), "header lacks column(s) amount"),
+        (lambda d: (d / "x.bin").write_bytes(b"\x01" * 300_000) and d / "x.bin", "x.bin: not a CSV file"),
+        (lambda d: (d / "x.csv").write_text("a," + "9" * 200_000 + "\n") and d / "x.csv", "not a CSV file"),
     ],
 )
 def test_unusable_files_get_one_clear_line(tmp_path, capsys, make, message):
@@ -217,6 +219,7 @@ def test_malformed_simulator_rows_are_skipped_and_counted(moto_url, stream, read
         "sim-1-00000004,1522540800002,card-000001,term-00001,-3,0,0",
         "sim-1-00000005,1522540800003,card-000001,term-00001,3,2,0",
         "short,row",
+        "sim-1-00000006,1522540800004,card-000001,term-00001,3,0," + "9" * 200_000,  # over the csv limit
     ]
     path.write_text(",".join(("transaction_id", "timestamp", "card_id", "terminal_id", "amount", "label",
                               "scenario")) + "\n" + "\n".join([good, *bad]) + "\n")  # fmt: skip
@@ -224,7 +227,7 @@ def test_malformed_simulator_rows_are_skipped_and_counted(moto_url, stream, read
     assert main(["--source", str(path), "--stream-name", stream, "--endpoint-url", moto_url, "-q"]) == 0
 
     assert [r["event"]["transaction_id"] for r in read_stream(stream)] == ["sim-1-00000001"]
-    assert "rejected rows 5" in capsys.readouterr().err
+    assert "rejected rows 6" in capsys.readouterr().err
 
 
 class ThrottlingKinesis:
