@@ -19,6 +19,8 @@ MAX_RECORD_BYTES = 64 * 1024
 TRANSACTION_ID_PATTERN = r"[A-Za-z0-9._:-]{1,128}"
 TRANSACTION_ID = re.compile(TRANSACTION_ID_PATTERN)
 MAX_CARD_ID = 64
+# A legacy-format record's card: this prefix + its metadata id (which the old demo sent as a number).
+LEGACY_CARD_PREFIX = "legacy-"
 # card_id and terminal_id name per-entity keys (`card:{<id>}:state`): the same closed alphabet, and
 # never `{` or `}`, so the id is always the whole Redis Cluster hash tag.
 ENTITY_ID_PATTERN = r"[A-Za-z0-9._:-]{1,64}"

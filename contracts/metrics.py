@@ -22,7 +22,7 @@ def verdict_metric(verdict: Verdict | str) -> str:
 
 
 # Issue 12/14.
-LABELS_APPLIED = "LabelsApplied"  # label events applied to a stored transaction (and its terminal)
+LABELS_APPLIED = "LabelsApplied"  # label events that changed a stored transaction's report (and its terminal)
 DUPLICATE_ID_CONFLICTS = "DuplicateIdConflicts"  # a reused transaction id with different content
 FEATURE_SPEC_MISMATCH = "FeatureSpecMismatch"  # records refused: FEATURE_SPEC_VERSION != the scorer's spec
 

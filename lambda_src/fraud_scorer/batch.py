@@ -88,8 +88,13 @@ class _Plan:
     to_score: list[Transaction] = field(default_factory=list)  # new: score and store
     vectors: dict[str, tuple] = field(default_factory=dict)  # id -> behavioural vector
     replayed: set[str] = field(default_factory=set)  # stored before with the same content
-    labels: list[tuple[LabelEvent, LabelTarget]] = field(default_factory=list)
+    labels: list[tuple[LabelEvent, LabelTarget]] = field(default_factory=list)  # to write
     unknown_labels: list[Rejection] = field(default_factory=list)
+    # id -> the latest report (reported at, label): its document's, then this batch's as they apply
+    reports: dict[str, tuple[int, int]] = field(default_factory=dict)
+    new_reports: set[str] = field(default_factory=set)  # sequence numbers of labels that change a report
+    superseded: list[LabelEvent] = field(default_factory=list)  # older than a report already applied
+    held: frozenset[str] = frozenset()  # transaction ids refused by the skew guard: their labels wait
 
 
 @dataclass
@@ -117,7 +122,12 @@ class Scorer:
         refused = self._spec_mismatch(decoded, result)
         if refused:
             decoded_ok = [item for item in decoded if item.ref.sequence_number not in refused]
-            ok = self._process(decoded_ok, rejections, started, result)
+            held = frozenset(
+                item.transaction_id
+                for item in decoded
+                if isinstance(item, Transaction) and item.ref.sequence_number in refused
+            )
+            ok = self._process(decoded_ok, rejections, started, result, held)
         else:
             ok = self._process(decoded, rejections, started, result)
         result.failed_sequence_numbers = [
@@ -176,7 +186,12 @@ class Scorer:
         return refused
 
     def _process(
-        self, decoded: list, rejections: list[Rejection], started: float, result: BatchResult
+        self,
+        decoded: list,
+        rejections: list[Rejection],
+        started: float,
+        result: BatchResult,
+        held: frozenset[str] = frozenset(),
     ) -> set[str]:
         transactions: dict[str, Transaction] = {}
         for item in decoded:
@@ -204,7 +219,7 @@ class Scorer:
                 "records are retried, the rest of the batch goes on",
                 extra={"transaction_ids": sorted(read.unreadable)[:10], "count": len(read.unreadable)},
             )
-        plan = self._plan(decoded, read, events)
+        plan = self._plan(decoded, read, events, held)
         scored = self._score(plan, result)
         # The state write depends only on which transactions get stored: all of them unless a
         # document write fails. Build it for that case while Redis stores the documents (the
@@ -290,18 +305,25 @@ class Scorer:
         for item in stored:
             result.verdicts[item.verdict] += 1
         result.already_stored += len(present) - len(stored)
-        result.labels_applied += len(labels)
+        result.labels_applied += sum(label.ref.sequence_number in plan.new_reports for label, _ in labels)
         ok.update(seq for seq, txn_id in plan.follows.items() if txn_id in present)
         ok.update(label.ref.sequence_number for label, _ in labels)
+        # A report older than one already applied (a replay, a re-send) has nothing to store.
+        ok.update(label.ref.sequence_number for label in plan.superseded)
         return ok
 
     def _plan(
-        self, decoded: list, read: ReadResult, events: dict[str, feature_store.StateEvent] | None = None
+        self,
+        decoded: list,
+        read: ReadResult,
+        events: dict[str, feature_store.StateEvent] | None = None,
+        held: frozenset[str] = frozenset(),
     ) -> _Plan:
         """Walk the batch in stream order: conflicts, replays, new transactions (each vector from the
         state as it stood just before the transaction), and the labels' targets. `events`: the
-        StateEvent of each id's first occurrence, when the caller built them already."""
-        plan = _Plan()
+        StateEvent of each id's first occurrence, when the caller built them already. `held`: ids of
+        transactions the skew guard refused (retried: their labels wait with them)."""
+        plan = _Plan(held=held)
         events = events or {}
         state = read.state
         conflicting: set[str] = set()  # ids whose first occurrence here conflicts with the stored one
@@ -340,14 +362,14 @@ class Scorer:
 
     @staticmethod
     def _plan_label(label: LabelEvent, read: ReadResult, plan: _Plan) -> None:
-        txn = plan.firsts.get(label.transaction_id)
-        if txn is None and label.transaction_id in read.unreadable:
-            return  # its document could not be read: neither applied nor kept aside, retried
-        target = (
-            LabelTarget(txn.terminal_id, txn.timestamp_ms)
-            if txn
-            else read.label_targets.get(label.transaction_id)
-        )
+        txn_id = label.transaction_id
+        txn = plan.firsts.get(txn_id)
+        if txn is None and (txn_id in read.unreadable or txn_id in plan.held):
+            # Its document could not be read, or its transaction was refused by the skew guard:
+            # neither applied nor kept aside, retried.
+            return
+        stored = read.label_targets.get(txn_id)
+        target = LabelTarget(txn.terminal_id, txn.timestamp_ms) if txn else stored
         if target is None:
             plan.unknown_labels.append(
                 Rejection(
@@ -358,6 +380,20 @@ class Scorer:
                 )
             )
             return
+        # The report with the latest time wins (ties: the later in stream order), whatever order
+        # reports arrive in: a replayed or re-sent older one must not undo a correction.
+        known = plan.reports.get(txn_id)
+        if known is None and stored is not None and stored.reported_at_ms is not None:
+            known = (stored.reported_at_ms, stored.label if stored.label is not None else -1)
+        report = (label.reported_at_ms, label.label)
+        if known is not None and report[0] < known[0]:
+            plan.superseded.append(label)
+            return
+        if report != known:
+            plan.new_reports.add(label.ref.sequence_number)
+        plan.reports[txn_id] = report
+        # Written even when it repeats the document's report: a retry after a partly failed write
+        # must still reach the terminal's marks (writing a report twice changes nothing).
         plan.labels.append((label, target))
         terminal = read.state.terminals.get(target.terminal_id or "")
         if terminal is not None:

@@ -32,6 +32,7 @@ from contracts.events import (
     ENTITY_ID,
     FEATURE_COUNT,
     LABEL_EVENT_TYPE,
+    LEGACY_CARD_PREFIX,
     MAX_AMOUNT,
     MAX_CARD_ID,
     MAX_FEATURE_MAGNITUDE,
@@ -325,9 +326,13 @@ def _legacy(body: dict[str, Any], ref: RecordRef, raw: bytes = b"") -> Transacti
     channel = str(source)[:MAX_LABEL_TEXT]
     if not _encodes(channel):
         raise _Invalid(RejectReason.INVALID_FIELD, "metadata source must be text UTF-8 can encode")
-    card_id = f"legacy-{source_id}"[:MAX_CARD_ID]
+    # Never cut to length: two long ids sharing a prefix would become one card.
+    card_id = f"{LEGACY_CARD_PREFIX}{source_id}"
     if not ENTITY_ID.fullmatch(card_id):
-        raise _Invalid(RejectReason.INVALID_FIELD, "metadata id must be made of [A-Za-z0-9._:-]")
+        raise _Invalid(
+            RejectReason.INVALID_FIELD,
+            f"metadata id must be 1-{MAX_CARD_ID - len(LEGACY_CARD_PREFIX)} characters of [A-Za-z0-9._:-]",
+        )
     return Transaction(
         ref=ref,
         # Derived from the sequence number so a replayed record maps to the same document.

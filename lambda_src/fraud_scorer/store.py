@@ -188,12 +188,22 @@ class ScoredTransaction:
         return f'{document[:-1]},"features":[{txn.features_text}]}}'
 
 
+# A document's latest report: a label event sets both (the transaction's own `label`, if it carried one,
+# has no report time).
+_LABEL_REPORTED_AT = "$.label_reported_at"
+_REPORT_PATHS = (_LABEL_REPORTED_AT.encode(), b"$.label")
+
+
 @dataclass(frozen=True)
 class LabelTarget:
-    """What a label needs from its transaction: its terminal (None: creditcard profile) and time."""
+    """What a label needs from its transaction: its terminal (None: creditcard profile) and time; and
+    the report its document holds, if a label event set one (`reported_at_ms`, `label`): a report
+    older than that one changes nothing."""
 
     terminal_id: str | None
     timestamp_ms: int
+    reported_at_ms: int | None = None
+    label: int | None = None
 
 
 @dataclass(frozen=True)
@@ -280,7 +290,8 @@ class TransactionStore:
         # On a plain client the document reads go with the entity reads, in one round trip.
         commands = [(b"JSON.GET", keys.txn_key(t).encode(), b"$.content_hash") for t in transaction_ids]
         commands += [
-            (b"JSON.GET", keys.txn_key(t).encode(), b"$.terminal_id", b"$.timestamp") for t in label_ids
+            (b"JSON.GET", keys.txn_key(t).encode(), b"$.terminal_id", b"$.timestamp", *_REPORT_PATHS)
+            for t in label_ids
         ]
         both = feature_store.read_with_state(client, commands, state_events)
         if both is not None:
@@ -313,7 +324,14 @@ class TransactionStore:
             found = _json_reply(reply)
             if found is not None and found.get("$.timestamp"):
                 terminal = found.get("$.terminal_id") or [None]
-                targets[transaction_id] = LabelTarget(terminal[0], int(found["$.timestamp"][0]))
+                reported_at = found.get("$.label_reported_at") or [None]
+                label = found.get("$.label") or [None]
+                targets[transaction_id] = LabelTarget(
+                    terminal[0],
+                    int(found["$.timestamp"][0]),
+                    None if reported_at[0] is None else int(reported_at[0]),
+                    None if label[0] is None else int(label[0]),
+                )
         return ReadResult(existing, targets, state, frozenset(unreadable))
 
     # --- round trip 2: documents and rejections ---------------------------------------------------
@@ -469,7 +487,7 @@ class TransactionStore:
         for transaction_id, label, target, reported_at in labels:
             # The document says what was reported; the terminal's fraud marks are what features read.
             pipe.execute_command("JSON.SET", keys.txn_key(transaction_id), "$.label", label)
-            pipe.execute_command("JSON.SET", keys.txn_key(transaction_id), "$.label_reported_at", reported_at)
+            pipe.execute_command("JSON.SET", keys.txn_key(transaction_id), _LABEL_REPORTED_AT, reported_at)
             if target.terminal_id is not None:
                 feature_store.queue_label(
                     pipe, target.terminal_id, target.timestamp_ms, transaction_id, label, reported_at

@@ -239,6 +239,51 @@ def test_labels_are_idempotent_and_the_latest_wins(env, redis_client, lambda_con
     }
 
 
+def test_an_older_report_delivered_after_a_correction_changes_nothing(
+    env, redis_client, lambda_context, capsys
+):
+    # GIVEN a fraud report, then its correction (reported later)
+    assert deliver([txn("l", NOW - DAY_MS, 10.0)], lambda_context) == []
+    fraud_report = record(label("l", 1, NOW - 3_600_000))
+    assert deliver([fraud_report], lambda_context) == []
+    assert deliver([label("l", 0, NOW - 60_000)], lambda_context) == []
+    corrected = {"$.label": [0], "$.label_reported_at": [NOW - 60_000]}
+    assert redis_client.json().get("txn:l", "$.label", "$.label_reported_at") == corrected
+    capsys.readouterr()
+
+    # WHEN the fraud report's batch is delivered again (a replay), and the report is re-sent
+    assert deliver([fraud_report], lambda_context) == []
+    assert deliver([label("l", 1, NOW - 3_600_000)], lambda_context) == []
+
+    # THEN both are acknowledged and neither undoes the correction, in the document or the marks
+    assert redis_client.json().get("txn:l", "$.label", "$.label_reported_at") == corrected
+    assert entity_state(redis_client, terminal_id="term-1")["frauds"] == []
+    # AND no label counts as applied
+    blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert sum(b.get("LabelsApplied", [0])[0] for b in blobs) == 0
+
+
+def test_reports_in_one_batch_apply_by_report_time_and_replays_count_once(
+    env, redis_client, lambda_context, capsys
+):
+    # GIVEN a correction and, after it in the stream, the older fraud report it corrects
+    capsys.readouterr()
+    events = [txn("o", NOW - DAY_MS, 10.0), label("o", 0, NOW - 60_000), label("o", 1, NOW - 3_600_000)]
+
+    # WHEN the batch is delivered, then delivered again
+    assert deliver(events, lambda_context) == []
+    assert deliver(events, lambda_context) == []
+
+    # THEN the later report holds, and only the first delivery's one change counts
+    assert redis_client.json().get("txn:o", "$.label", "$.label_reported_at") == {
+        "$.label": [0],
+        "$.label_reported_at": [NOW - 60_000],
+    }
+    assert entity_state(redis_client, terminal_id="term-1")["frauds"] == []
+    blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert [b.get("LabelsApplied", [0])[0] for b in blobs if "RecordsScored" in b] == [1, 0]
+
+
 def test_state_and_documents_expire(env, monkeypatch, redis_client, lambda_context):
     # GIVEN documents kept for one hour
     monkeypatch.setenv("TXN_RETENTION_MS", "3600000")
@@ -339,6 +384,25 @@ def test_a_creditcard_deployment_refuses_behavioural_transactions(
     assert deliver(events, lambda_context) == [events[1].sequence_number]
     assert redis_client.keys("txn:*") == ["txn:cc"]
     assert redis_client.keys("card:*") == []
+
+
+def test_a_label_waits_with_its_transaction_when_the_skew_guard_refuses_it(
+    env, monkeypatch, redis_client, lambda_context
+):
+    # GIVEN models trained on the creditcard profile, and a behavioural transaction with its label
+    monkeypatch.setenv("FEATURE_SPEC_VERSION", "creditcard-30")
+    handler.reset_container_state()
+    events = [record(txn("held", NOW - 60_000, 5.0)), record(label("held", 1, NOW))]
+
+    # WHEN / THEN both are retried: the label is not rejected as naming an unknown transaction
+    assert deliver(events, lambda_context) == [e.sequence_number for e in events]
+    assert rejected(redis_client) == []
+
+    # AND once scorer and models agree, both apply
+    monkeypatch.setenv("FEATURE_SPEC_VERSION", SPEC_VERSION)
+    handler.reset_container_state()
+    assert deliver(events, lambda_context) == []
+    assert redis_client.json().get("txn:held", "$.label") == [1]
 
 
 def test_raw_payload_is_kept_only_when_asked(env, monkeypatch, redis_client, lambda_context):

@@ -109,6 +109,24 @@ def test_legacy_format_maps_to_a_stable_id_from_the_sequence_number():
     assert txn.features == tuple(numbers)
 
 
+def test_legacy_ids_too_long_for_a_card_are_rejected_not_cut():
+    # GIVEN two legacy ids that share their first 57 characters (a card id holds 64, "legacy-" included)
+    numbers = ",".join(["1"] * 30)
+    longest, too_long = "7" * 57, "7" * 57 + "1"
+
+    # WHEN
+    accepted = decode(json.dumps({"data": numbers, "metadata": [0, longest, "pos"]}).encode())
+    rejected = decode(json.dumps({"data": numbers, "metadata": [0, too_long, "pos"]}).encode())
+
+    # THEN the one that fits keeps its whole id; the other is refused with its reason, never merged
+    # into the first one's card by cutting it to length
+    assert isinstance(accepted, Transaction)
+    assert accepted.card_id == "legacy-" + longest
+    assert isinstance(rejected, Rejection)
+    assert rejected.reason == RejectReason.INVALID_FIELD
+    assert "1-57 characters" in rejected.detail
+
+
 @pytest.mark.parametrize(
     "timestamp", ["yesterday-ish", 10**400, -5], ids=["text", "beyond-float", "negative"]
 )
