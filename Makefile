@@ -75,7 +75,7 @@ unit:
 synth: setup
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" npx cdk synth --quiet $(ARGS)
 
-## train: train the local twins of the SageMaker models and write the model report
+## train: the model report on the Handbook's protocol, seeds 42, 7, 11 (~50 min; the twin of the deploy-time training: python -m training --source simulated)
 train: setup-demo
 	$(PY) -m training --report docs/model-report --also-seeds 7 11 $(ARGS)
 

@@ -208,7 +208,8 @@ def apply_scenarios(raw: RawTransactions, config: SimulationConfig) -> tuple[Sim
             label[i] = scenario[i] = 1
     s1_added = sum(label)
 
-    # S2: each day, 2 terminals compromised for 28 days, that day included.
+    # S2: each day, 2 terminals compromised for 28 days, that day included. (The Handbook skips the
+    # last day for S2 and S3; docs/features.md notes the difference.)
     rng2 = _rng(config.seed, "s2")
     terminals_by_day = [
         tuple(rng2.sample(range(config.terminals), S2_TERMINALS_PER_DAY)) for _ in range(config.days)

@@ -252,9 +252,9 @@ def _data_lines(report: dict) -> list[str]:
         "- Metrics: AUC ROC and Average Precision per transaction (scikit-learn); Card Precision@100 per "
         "test day (each card's highest score, the top 100 cards, the share compromised; cards found on an "
         "earlier test day removed from later ones), averaged over the 7 days.",
-        "- Every choice (extra feature groups, hyperparameters) was made on the Handbook's validation "
-        f"periods — the protocol shifted back 14, 21, … days, assessed on the weeks from {assessed} — "
-        "never on the test week, which is measured once.",
+        "- Every selection rule (extra feature groups, hyperparameters) decides on the Handbook's validation "
+        f"periods — the protocol shifted back 14, 21, … days, assessed on the weeks from {assessed}; the "
+        "test week is only reported (the rules were revised once after seeing it: see the last note).",
     ]
 
 

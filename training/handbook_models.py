@@ -8,9 +8,10 @@ Rows (see `training/handbook_report.py` for the table):
 - the anomaly model: IsolationForest, the local stand-in for SageMaker Random Cut Forest (same
   tree count and sample size as the deployed RCF), unsupervised, on the production features.
 
-Every choice (feature groups, hyperparameters) is made on the Handbook's *validation* periods —
-the protocol shifted back two weeks or more (`handbook_protocol.validation_periods`) — and only then
-measured once on the test week. The test week never feeds a decision.
+Every selection rule (feature groups, hyperparameters) decides on the Handbook's *validation* periods —
+the protocol shifted back two weeks or more (`handbook_protocol.validation_periods`) — and the test
+week is only reported. The rules themselves were revised once after test figures had been seen (the
+report's disclosure says how).
 """
 
 from __future__ import annotations
