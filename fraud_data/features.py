@@ -19,7 +19,7 @@ from bisect import bisect_right
 from collections.abc import Sequence
 
 from contracts.features import FEATURES, MODEL_FEATURES, Feature, transaction_value, window_rule
-from fraud_data.transactions import Transactions
+from fraud_data.transactions import Transactions, replaced_on_success
 
 Column = list  # one value per transaction, in the table's row order
 
@@ -114,7 +114,7 @@ def write_features_csv(
 ) -> None:
     """`transaction_id` then one column per feature; floats as repr (round-trips exactly)."""
     names = list(columns)
-    with open(path, "w", encoding="utf-8", newline="") as out:
+    with replaced_on_success(path) as out:
         out.write(",".join(["transaction_id", *names]) + "\n")
         out.writelines(
             ",".join(map(str, row)) + "\n" for row in zip(transaction_ids, *columns.values(), strict=True)

@@ -52,7 +52,9 @@ class SimulationConfig:
             )
         if self.seed < 0:
             raise ValueError("seed must be >= 0")
-        start_epoch_s(self.start)  # validates the date
+        if start_epoch_s(self.start) < 0:  # (also validates the date)
+            # Timestamps are epoch milliseconds >= 0 everywhere else (the event schema, read_csv).
+            raise ValueError(f"start must be 1970-01-01 or later, got {self.start!r}")
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,13 @@ milliseconds (UTC), amount in currency units rounded to cents, label 0/1, scenar
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
 
 from contracts.events import ENTITY_ID, ENTITY_ID_PATTERN, MAX_AMOUNT, TRANSACTION_ID, TRANSACTION_ID_PATTERN
 
@@ -77,36 +81,60 @@ def _lines(transactions: Transactions):
 
 
 def write_csv(transactions: Transactions, path: str | os.PathLike) -> None:
-    with open(path, "w", encoding="utf-8", newline="") as out:
+    with replaced_on_success(path) as out:
         out.writelines(_lines(transactions))
 
 
+@contextlib.contextmanager
+def replaced_on_success(path: str | os.PathLike) -> Iterator[TextIO]:
+    """A text file that becomes `path` only once it is written whole: a write that fails (a full disk,
+    a size limit) leaves no shortened file that reads as complete, and leaves an older `path` alone."""
+    target = Path(path)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    try:
+        with open(temporary, "w", encoding="utf-8", newline="") as out:
+            yield out
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
 def read_csv(path: str | os.PathLike) -> Transactions:
-    """Read a simulator CSV; ValueError naming the line for anything malformed."""
-    table = Transactions()
+    """Read a simulator CSV; ValueError naming the line for anything malformed (a row the csv module
+    cannot read, a field over its size limit, included), or the file for one that is not UTF-8."""
     with open(path, encoding="utf-8", newline="") as src:
         reader = csv.reader(src)
-        header = next(reader, None)
-        if header is None or tuple(header) != COLUMNS:
-            raise ValueError(f"{path}: expected the header {','.join(COLUMNS)}")
-        append = (
-            table.transaction_id.append,
-            table.timestamp.append,
-            table.card_id.append,
-            table.terminal_id.append,
-            table.amount.append,
-            table.label.append,
-            table.scenario.append,
-        )
-        for line, row in enumerate(reader, start=2):
-            try:
-                tid, ts, card, term, amount, label, scenario = row
-                values = (tid, int(ts), card, term, float(amount), int(label), int(scenario))
-                _check(values)
-            except ValueError as err:
-                raise ValueError(f"{path}, line {line}: {err}") from None
-            for add, value in zip(append, values, strict=True):
-                add(value)
+        try:
+            return _read_rows(path, reader)
+        except csv.Error as err:
+            raise ValueError(f"{path}, line {reader.line_num}: not a CSV row ({err})") from None
+        except UnicodeDecodeError:
+            raise ValueError(f"{path}: not UTF-8 text (a binary file?)") from None
+
+
+def _read_rows(path: str | os.PathLike, reader: Iterator[list[str]]) -> Transactions:
+    table = Transactions()
+    header = next(reader, None)
+    if header is None or tuple(header) != COLUMNS:
+        raise ValueError(f"{path}: expected the header {','.join(COLUMNS)}")
+    append = (
+        table.transaction_id.append,
+        table.timestamp.append,
+        table.card_id.append,
+        table.terminal_id.append,
+        table.amount.append,
+        table.label.append,
+        table.scenario.append,
+    )
+    for line, row in enumerate(reader, start=2):
+        try:
+            tid, ts, card, term, amount, label, scenario = row
+            values = (tid, int(ts), card, term, float(amount), int(label), int(scenario))
+            _check(values)
+        except ValueError as err:
+            raise ValueError(f"{path}, line {line}: {err}") from None
+        for add, value in zip(append, values, strict=True):
+            add(value)
     return table
 
 

@@ -15,10 +15,12 @@ Only the commands the dashboards use are supported; any other target raises `Uns
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -161,12 +163,23 @@ class Series:
     values: tuple[float, ...]
 
 
+# A data frame field's type as Grafana sees it: the data source decides it, `convertFieldType` changes it.
+STRING, NUMBER, TIME = "string", "number", "time"
+
+
 @dataclass(frozen=True)
 class Table:
-    """Rows of a tabular query (FT.SEARCH documents, stream entries)."""
+    """Rows of a tabular query (FT.SEARCH documents, stream entries), typed as the data source types them:
+    a `number` column holds floats (float64 in the plugin, so a long digit string comes back rounded),
+    a `string` column the text Redis returned; None is a null cell."""
 
     columns: tuple[str, ...]
-    rows: tuple[tuple[str, ...], ...]
+    rows: tuple[tuple[Any, ...], ...]
+    types: tuple[str, ...] = ()
+
+    def type_of(self, column: str) -> str:
+        types = self.types or (STRING,) * len(self.columns)
+        return types[self.columns.index(column)]
 
 
 @dataclass(frozen=True)
@@ -300,14 +313,54 @@ def _parse_xlen(target: Mapping[str, Any], reply: Any, window: TimeRange) -> lis
 
 
 def _parse_xrevrange(target: Mapping[str, Any], reply: Any, window: TimeRange) -> Table:
+    """As the plugin (pkg/redis-stream.go, createFrameFromRangeResponse) builds the frame: a field is a
+    float64 column if its value in the first entry that has it parses as a float (strconv.ParseFloat),
+    else a string column; later values that do not parse become 0, a missing value 0 or ""."""
     entries = [(entry_id, dict(_pairs(fields))) for entry_id, fields in reply]
-    return _table("$streamId", entries)
+    types = {"$streamId": STRING}
+    for _, fields in entries:
+        for name, value in fields.items():
+            types.setdefault(name, NUMBER if go_parse_float(value) is not None else STRING)
+    table = _table("$streamId", entries)
+
+    def cell(name: str, value: str, present: bool) -> Any:
+        if types[name] == STRING:
+            return value
+        number = go_parse_float(value) if present else None
+        return 0.0 if number is None else number
+
+    rows = tuple(
+        (
+            key,
+            *(
+                cell(name, value, name in fields)
+                for name, value in zip(table.columns[1:], row[1:], strict=True)
+            ),
+        )
+        for (key, fields), row in zip(entries, table.rows, strict=True)
+    )
+    return Table(columns=table.columns, rows=rows, types=tuple(types[name] for name in table.columns))
 
 
 def _parse_ft_search(target: Mapping[str, Any], reply: Any, window: TimeRange) -> Table:
-    # RESP2 FT.SEARCH: [total, key1, [field, value, ...], key2, [...], ...]
+    # RESP2 FT.SEARCH: [total, key1, [field, value, ...], key2, [...], ...]. The plugin
+    # (pkg/redis-search.go) makes every column a string field, numbers included.
     documents = [(reply[i], dict(_pairs(reply[i + 1]))) for i in range(1, len(reply), 2)]
     return _table("keyName", documents)
+
+
+_GO_FLOAT = re.compile(r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf|infinity|nan)", re.IGNORECASE)
+
+
+def go_parse_float(text: str) -> float | None:
+    """The value Go's strconv.ParseFloat(text, 64) returns without error, or None (decimal forms and
+    inf/nan; out of range, such as 1e400, is an error there; hex floats are not used here)."""
+    if not _GO_FLOAT.fullmatch(text):
+        return None
+    value = float(text)
+    if math.isinf(value) and "inf" not in text.lower():
+        return None
+    return value
 
 
 def _pairs(fields: Sequence[Any] | Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -322,7 +375,110 @@ def _table(key_column: str, records: list[tuple[str, dict[str, str]]]) -> Table:
     for _, fields in records:
         columns += [name for name in fields if name not in columns]
     rows = tuple(tuple([key, *(fields.get(name, "") for name in columns[1:])]) for key, fields in records)
-    return Table(columns=tuple(columns), rows=rows)
+    return Table(columns=tuple(columns), rows=rows, types=(STRING,) * len(columns))
+
+
+# Units Grafana's display processor treats as dates (packages/grafana-data/src/field/displayProcessor.ts,
+# `timeFormats`, plus any `time:<format>`): it parses a *string* value of such a field as a date text,
+# so an epoch-milliseconds string ("1796164056443") shows as NaN; a number field shows the date.
+DATE_UNITS = frozenset(
+    {
+        "dateTimeAsIso",
+        "dateTimeAsIsoNoDateIfToday",
+        "dateTimeAsUS",
+        "dateTimeAsUSNoDateIfToday",
+        "dateTimeAsLocal",
+        "dateTimeAsLocalNoDateIfToday",
+        "dateTimeAsSystem",
+        "dateTimeFromNow",
+    }
+)
+
+
+def is_date_unit(unit: str | None) -> bool:
+    return bool(unit) and (unit in DATE_UNITS or str(unit).startswith("time:"))
+
+
+def displayed_table(panel: PanelResult) -> Table | None:
+    """The table a table panel shows: its targets' tables through the panel's transformations, in
+    order, as Grafana applies them (`merge`: one table per target, rows appended; `convertFieldType`;
+    `organize`: order, exclude and rename). None if no target returned a table."""
+    tables = [result.table for result in panel.results if result.table is not None]
+    if not tables:
+        return None
+    columns = list(tables[0].columns)
+    types = [tables[0].type_of(name) for name in columns]
+    rows = [list(row) for table in tables for row in table.rows]
+    for transformation in panel.panel.get("transformations", []):
+        options = transformation.get("options", {})
+        if transformation.get("id") == "convertFieldType":
+            for conversion in options.get("conversions", []):
+                if conversion.get("targetField") not in columns:
+                    continue
+                i = columns.index(conversion["targetField"])
+                types[i], values = convert_field_type([row[i] for row in rows], types[i], conversion)
+                for row, value in zip(rows, values, strict=True):
+                    row[i] = value
+        elif transformation.get("id") == "organize":
+            # Order first (a field missing from indexByName goes last, in its own order: a stable sort,
+            # as Grafana's orderFieldsTransformer), then exclude and rename.
+            index_by_name = options.get("indexByName", {})
+            order = sorted(range(len(columns)), key=lambda i: index_by_name.get(columns[i], float("inf")))
+            excluded = options.get("excludeByName", {})
+            keep = [i for i in order if not excluded.get(columns[i])]
+            rename = options.get("renameByName", {})
+            columns = [rename.get(columns[i], columns[i]) for i in keep]
+            types = [types[i] for i in keep]
+            rows = [[row[i] for i in keep] for row in rows]
+    return Table(columns=tuple(columns), rows=tuple(tuple(row) for row in rows), types=tuple(types))
+
+
+_ISO_8601 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{3,})?(?:Z|[-+]\d{2}:?\d{2})")
+
+
+def convert_field_type(
+    values: Sequence[Any], field_type: str, conversion: Mapping[str, Any]
+) -> tuple[str, list[Any]]:
+    """Grafana's `convertFieldType` for one field (packages/grafana-data/src/transformations/
+    transformers/convertFieldType.ts): the new type and values. To `number`: `+value` with commas
+    stripped, null if not finite. To `time`: numbers are kept; strings are parsed as ISO 8601, with
+    `dateFormat` "x"/"X" as epoch milliseconds/seconds, and otherwise with the date format
+    YYYY-MM-DD HH:mm:ss, which an epoch-milliseconds text does not match: it becomes null."""
+    destination = conversion.get("destinationType")
+    if destination == NUMBER:
+        return NUMBER, [_to_number(value) for value in values]
+    if destination == TIME:
+        return TIME, [_to_time(value, conversion.get("dateFormat")) for value in values]
+    if destination == STRING:
+        return STRING, [None if value is None else str(value) for value in values]
+    return field_type, list(values)
+
+
+def _to_number(value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        value = value.replace(",", "").strip()
+        if not re.fullmatch(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", value):
+            return None  # JavaScript's +"abc" is NaN (hex and "Infinity" are not used here)
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _to_time(value: Any, date_format: str | None) -> float | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    text = str(value)
+    if _ISO_8601.fullmatch(text):
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000
+    if date_format in {"x", "X"} and _to_number(text) is not None:
+        return _to_number(text) * (1000 if date_format == "X" else 1)
+    try:
+        return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp() * 1000
+    except ValueError:
+        return None
 
 
 _PARSERS = {

@@ -29,11 +29,13 @@ from matplotlib.ticker import PercentFormatter
 
 import cli_errors
 from grafana.queries import (
+    STRING,
     PanelResult,
-    Table,
     TimeRange,
     connect,
     dashboard_paths,
+    displayed_table,
+    is_date_unit,
     load_dashboard,
     run_dashboard,
 )
@@ -67,10 +69,14 @@ def render_dashboard(
     """Render every versioned dashboard from the Redis at `redis_url`; returns the PNG paths.
 
     `time_from` ("now-15m") replaces the dashboards' default range, as picking a range in Grafana does;
-    `window` (absolute) and `bucket_ms` zoom in, as the demo does on its live period.
+    `window` (absolute) and `bucket_ms` zoom in, as the demo does on its live period. An `out_dir`
+    that cannot be created or written raises `OutputError`.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(out_dir, "cannot create the folder", exc) from exc
     written = []
     with connect(redis_url) as client:
         for path in dashboard_paths():
@@ -80,9 +86,25 @@ def render_dashboard(
             if bucket_ms is not None:
                 panels = [renamed_for_bucket(panel, bucket_ms) for panel in panels]
             target = out_dir / f"{dashboard['uid']}.png"
-            draw_dashboard(dashboard, panels, shown).savefig(target, dpi=DPI, facecolor=BACKGROUND)
+            figure = draw_dashboard(dashboard, panels, shown)
+            try:
+                figure.savefig(target, dpi=DPI, facecolor=BACKGROUND)
+            except OSError as exc:
+                raise OutputError(target, "cannot write the picture", exc) from exc
             written.append(target)
     return written
+
+
+class OutputError(Exception):
+    """The pictures cannot be written where asked (a file in the folder's place, no permission, a
+    read-only or missing file system): the path and the operating system's reason, in one line."""
+
+    def __init__(self, path: Path, what: str, cause: OSError) -> None:
+        reason = cause.strerror or str(cause)
+        if isinstance(cause, FileExistsError) and not path.is_dir():
+            reason += ", and it is not a folder"
+        super().__init__(f"{what} {path}: {reason}")
+        self.path = path
 
 
 _PER_MINUTE = re.compile(r"(per|each) minute|/ min\b")
@@ -236,64 +258,77 @@ def _css_colour(name: str) -> str:
     return {"red": "#f2495c", "orange": "#ff9830", "blue": "#5794f2", "purple": "#b877d9"}.get(name, name)
 
 
-def _draw_table(axes: Axes, panel: PanelResult, window: TimeRange) -> None:
-    table = _apply_transformations(panel)
-    axes.set_axis_off()
+def table_text(panel: PanelResult) -> tuple[list[str], list[list[str]]]:
+    """A table panel's column names and cells as Grafana shows them: the panel's transformations
+    (`grafana.queries.displayed_table`), then each column's unit applied to its typed values."""
+    table = displayed_table(panel)
+    if table is None:
+        return [], []
     units = _column_units(panel, table.columns)
+    types = [table.type_of(column) for column in table.columns]
     rows = [
-        [_format(cell, unit) for cell, unit in zip(row, units, strict=True)]
-        for row in table.rows[:TABLE_ROWS]
+        [format_cell(cell, unit, kind) for cell, unit, kind in zip(row, units, types, strict=True)]
+        for row in table.rows
     ]
-    drawn = axes.table(cellText=rows, colLabels=list(table.columns), loc="upper center", cellLoc="left")
+    return list(table.columns), rows
+
+
+def _draw_table(axes: Axes, panel: PanelResult, window: TimeRange) -> None:
+    columns, all_rows = table_text(panel)
+    axes.set_axis_off()
+    rows = all_rows[:TABLE_ROWS]
+    drawn = axes.table(cellText=rows, colLabels=columns, loc="upper center", cellLoc="left")
     drawn.auto_set_font_size(False)
     drawn.set_fontsize(7)
     for cell in drawn.get_celld().values():
         cell.set_facecolor(PANEL)
         cell.set_edgecolor(GRID)
         cell.get_text().set_color(TEXT)
-    if len(table.rows) > TABLE_ROWS:
-        axes.text(1.0, 0.0, f"{len(table.rows) - TABLE_ROWS} more rows", ha="right", color=TEXT, fontsize=7)
-
-
-def _apply_transformations(panel: PanelResult) -> Table:
-    """The `organize` transformation (exclude, rename); `merge` is implied by one table per target."""
-    tables = [result.table for result in panel.results if result.table is not None]
-    columns = list(tables[0].columns)
-    rows = [list(row) for table in tables for row in table.rows]
-    for transformation in panel.panel.get("transformations", []):
-        if transformation.get("id") != "organize":
-            continue
-        options = transformation.get("options", {})
-        keep = [i for i, name in enumerate(columns) if not options.get("excludeByName", {}).get(name)]
-        rename = options.get("renameByName", {})
-        columns = [rename.get(columns[i], columns[i]) for i in keep]
-        rows = [[row[i] for i in keep] for row in rows]
-    return Table(columns=tuple(columns), rows=tuple(tuple(row) for row in rows))
+    if len(all_rows) > TABLE_ROWS:
+        axes.text(1.0, 0.0, f"{len(all_rows) - TABLE_ROWS} more rows", ha="right", color=TEXT, fontsize=7)
 
 
 def _column_units(panel: PanelResult, columns: Sequence[str]) -> list[str | None]:
-    """Per-column unit from the panel's `byName` field overrides (applied after transformations)."""
+    """Per-column unit: the panel's `byName` field overrides (they see the names after the
+    transformations), else its default unit."""
+    default = panel.panel.get("fieldConfig", {}).get("defaults", {}).get("unit")
     units: dict[str, str] = {}
     for override in panel.panel.get("fieldConfig", {}).get("overrides", []):
         if override.get("matcher", {}).get("id") == "byName":
             for prop in override.get("properties", []):
                 if prop.get("id") == "unit":
                     units[override["matcher"]["options"]] = prop["value"]
-    return [units.get(column) for column in columns]
+    return [units.get(column, default) for column in columns]
 
 
-def _format(cell: str, unit: str | None) -> str:
-    try:
-        number = float(cell)
-    except ValueError:
-        return cell if len(cell) <= 28 else cell[:27] + "…"
-    if unit == "dateTimeAsIso":
+def format_cell(cell: Any, unit: str | None, kind: str = STRING) -> str:
+    """One table cell as Grafana's display processor shows it: `kind` is the field's type after the
+    transformations (`grafana.queries.Table.type_of`), None a null (empty) cell."""
+    if cell is None:
+        return ""
+    if is_date_unit(unit) and kind == STRING:
+        # Grafana parses a string as a date text (moment.utc): epoch milliseconds in a string are NaN.
+        try:
+            number = datetime.fromisoformat(str(cell).replace("Z", "+00:00")).timestamp() * 1000
+        except ValueError:
+            return "NaN"
+    else:
+        try:
+            number = float(cell)
+        except ValueError:
+            return cell if len(cell) <= 28 else cell[:27] + "…"
+    if is_date_unit(unit):
         return datetime.fromtimestamp(number / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
     if unit == "percentunit":
         return f"{number:.1%}"
     if unit == "ms":
         return f"{number:.0f} ms"
-    return cell if number.is_integer() else f"{number:.3f}"
+    if isinstance(cell, str):
+        return cell if number.is_integer() else f"{number:.3f}"
+    # A number field: a float64, as the data source sent it (digits beyond ~16 are already lost).
+    if number.is_integer():
+        return f"{number:.0f}" if abs(number) < 1e16 else f"{number:.6g}"
+    return f"{number:.3f}"
 
 
 def _draw_no_data(axes: Axes, errors: Sequence[str]) -> None:
@@ -348,6 +383,8 @@ def _render(args: argparse.Namespace) -> int:
     except (redis.ConnectionError, redis.AuthenticationError) as exc:
         # The message names host and port, never the URL (which may carry a password).
         raise cli_errors.UserError(f"cannot use Redis: {exc}", hint=hint) from exc
+    except OutputError as exc:
+        raise cli_errors.UserError(f"--out: {exc}", hint="give --out a folder you can write to") from exc
     for path in paths:
         print(path)
     return 0

@@ -138,8 +138,11 @@ STORE_REJECTION_LUA = """
 if redis.call('GET', KEYS[1]) then  -- GET, not EXISTS: the scorer's Redis user has no EXISTS
   return 0
 end
+-- `position` is shard and sequence number in one text: a reader that turns numeric-looking fields
+-- into floats (Grafana's Redis plugin) would round a 56-digit sequence number.
 local fields = {'reason', ARGV[1], 'detail', ARGV[2], 'sha256', ARGV[3], 'length', ARGV[4],
-  'shard_id', ARGV[5], 'sequence_number', ARGV[6], 'rejected_at', ARGV[7]}
+  'shard_id', ARGV[5], 'sequence_number', ARGV[6], 'position', ARGV[5] .. '/' .. ARGV[6],
+  'rejected_at', ARGV[7]}
 if ARGV[10] ~= '' then
   fields[#fields + 1] = 'data'; fields[#fields + 1] = ARGV[10]
 end

@@ -12,10 +12,15 @@ from contracts import redis_keys as schema
 from contracts.features import FEATURES
 from grafana import DATASOURCE_TYPE, DATASOURCE_UID
 from grafana.queries import (
+    PanelResult,
     PanelTarget,
+    Table,
+    TargetResult,
     TimeRange,
     UnsupportedQuery,
     dashboard_paths,
+    displayed_table,
+    is_date_unit,
     iter_panels,
     load_dashboard,
     panel_targets,
@@ -154,19 +159,24 @@ def panels_where(predicate):
     ]
 
 
+def hidden_fields(panel) -> set[str]:
+    """The fields the panel's `organize` hides."""
+    return {
+        name
+        for transformation in panel.get("transformations", [])
+        if transformation["id"] == "organize"
+        for name, excluded in transformation["options"].get("excludeByName", {}).items()
+        if excluded
+    }
+
+
 def test_no_panel_shows_raw_rejected_payloads():
     # The rejected stream may keep raw payload bytes (`data`, only with REJECTED_KEEP_PAYLOAD=true):
     # every panel reading its entries hides that column.
     panels = panels_where(lambda t: t.get("keyName") == schema.REJECTED_STREAM and "range" in t["command"])
     assert panels, "no panel lists rejected records"
     for panel in panels:
-        hidden = {
-            name
-            for transformation in panel.get("transformations", [])
-            if transformation["id"] == "organize"
-            for name, excluded in transformation["options"].get("excludeByName", {}).items()
-            if excluded
-        }
+        hidden = hidden_fields(panel)
         assert "data" in hidden, panel["title"]
 
 
@@ -196,3 +206,159 @@ def test_a_why_flagged_panel_shows_the_feature_values_of_fraud_verdicts():
     assert {FEATURES[f].entity for f in features} >= {"card", "terminal"}
     assert target["sortBy"] == "scored_at"
     assert target["sortDirection"] == "DESC"
+
+
+# --- Field types: what the Redis data source sends, and the date units shown on it ---------------------
+#
+# The plugin (redis-datasource 2.2.0) sends every FT.SEARCH column as a string (pkg/redis-search.go)
+# and types each stream field after its value in the first entry (pkg/redis-stream.go): text unless it
+# reads as a float. Grafana's display processor parses a *string* under a date unit as a date text, so
+# epoch milliseconds in a string ("1796164056443") show as NaN: a field the plugin may send as text
+# must be converted (`convertFieldType`) before a date unit is put on it.
+
+
+def text_fields(panel) -> set[str] | None:
+    """The source names of the fields the panel's targets may return as text; None: every field (a
+    stream's fields are not known from the JSON, only `$time` is always a time field)."""
+    fields: set[str] = set()
+    for target in panel["targets"]:
+        if target["command"] == "ft.search":
+            fields |= {"keyName", *target.get("returnFields", [])}
+        elif target["command"] in {"xrange", "xrevrange"}:
+            return None
+    return fields
+
+
+def source_name(panel, shown: str) -> str:
+    """The name a field had before the panel's `organize` renamed it (overrides see the new name)."""
+    for transformation in panel.get("transformations", []):
+        if transformation["id"] == "organize":
+            for old, new in transformation["options"].get("renameByName", {}).items():
+                if new == shown:
+                    return old
+    return shown
+
+
+def date_unit_fields(panel) -> set[str]:
+    """Source names of the fields the panel shows with a date unit (field overrides by name)."""
+    config = panel.get("fieldConfig", {})
+    if is_date_unit(config.get("defaults", {}).get("unit")):
+        every = text_fields(panel)
+        assert every is not None, f"{panel['title']}: a default date unit over a stream's fields"
+        return every
+    fields = set()
+    for override in config.get("overrides", []):
+        if not any(p["id"] == "unit" and is_date_unit(p["value"]) for p in override["properties"]):
+            continue
+        assert override["matcher"]["id"] == "byName", f"{panel['title']}: only byName is checked here"
+        fields.add(source_name(panel, override["matcher"]["options"]))
+    return fields
+
+
+def conversion_before_display(panel, field: str) -> dict | None:
+    """The `convertFieldType` conversion of `field` that runs before `organize` renames it."""
+    for transformation in panel.get("transformations", []):
+        if transformation["id"] == "organize":
+            return None
+        if transformation["id"] == "convertFieldType":
+            for conversion in transformation["options"]["conversions"]:
+                if conversion.get("targetField") == field:
+                    return conversion
+    return None
+
+
+TABLE_PANELS = [
+    panel for dashboard in DASHBOARDS for panel in iter_panels(dashboard) if panel.get("type") == "table"
+]
+
+
+@pytest.mark.parametrize("panel", TABLE_PANELS, ids=lambda p: p["title"])
+def test_a_date_unit_is_put_only_on_a_field_converted_from_text(panel):
+    # GIVEN the fields a table panel shows with a date unit (dateTimeAsIso, dateTimeFromNow, ...)
+    maybe_text = text_fields(panel)
+    for field in date_unit_fields(panel):
+        if field == "$time" or (maybe_text is not None and field not in maybe_text):
+            continue  # the plugin sends it as a time or number field
+
+        # WHEN the data source may send it as text, THEN a conversion to a number runs first
+        conversion = conversion_before_display(panel, field)
+        assert conversion is not None, f"{panel['title']}: {field} is text from the data source: NaN"
+        # (to `time`, an epoch-milliseconds text parses only with dateFormat "x": otherwise it is null)
+        assert conversion["destinationType"] == "number" or (
+            conversion["destinationType"] == "time" and conversion.get("dateFormat") in {"x", "X"}
+        ), f"{panel['title']}: {conversion}"
+
+
+def test_the_date_unit_check_catches_a_text_field_shown_as_a_date():
+    panel = {
+        "title": "t",
+        "targets": [{"command": "ft.search", "returnFields": ["scored_at"]}],
+        "fieldConfig": {
+            "overrides": [
+                {
+                    "matcher": {"id": "byName", "options": "when"},
+                    "properties": [{"id": "unit", "value": "dateTimeAsIso"}],
+                }
+            ]
+        },
+        "transformations": [{"id": "organize", "options": {"renameByName": {"scored_at": "when"}}}],
+    }
+
+    with pytest.raises(AssertionError, match="scored_at is text from the data source"):
+        test_a_date_unit_is_put_only_on_a_field_converted_from_text(panel)
+
+    convert = {"targetField": "scored_at", "destinationType": "time"}
+    panel["transformations"].insert(0, {"id": "convertFieldType", "options": {"conversions": [convert]}})
+    with pytest.raises(AssertionError, match="destinationType"):
+        test_a_date_unit_is_put_only_on_a_field_converted_from_text(panel)
+
+    convert["destinationType"] = "number"
+    test_a_date_unit_is_put_only_on_a_field_converted_from_text(panel)
+
+
+def test_the_rejected_records_panel_hides_the_digit_strings_the_data_source_would_round():
+    # Sequence numbers are 56-59 digits: the plugin sends a stream field that reads as a number as a
+    # float64. `position` ("<shard id>/<sequence number>") never reads as a number.
+    panels = panels_where(lambda t: t.get("keyName") == schema.REJECTED_STREAM and "range" in t["command"])
+    for panel in panels:
+        hidden = hidden_fields(panel)
+        assert {"sequence_number", "shard_id"} <= hidden, panel["title"]
+        assert "position" not in hidden, panel["title"]
+
+
+@pytest.mark.parametrize("panel", TABLE_PANELS, ids=lambda p: p["title"])
+def test_a_table_fixes_its_column_order(panel):
+    # The plugin builds an FT.SEARCH frame from a Go map (pkg/redis-search.go: `for fieldName, slice :=
+    # range fieldValuesMap`), whose iteration order is random: without `indexByName` the columns would
+    # change places from one refresh to the next.
+    [organize] = [t["options"] for t in panel.get("transformations", []) if t["id"] == "organize"]
+    fields = text_fields(panel)
+    if fields is None:  # a stream: its fields come in the order the scorer wrote them; ordered anyway
+        fields = {"reason", "detail", "position", "rejected_at"}
+    missing = fields - set(organize.get("indexByName", {}))
+    assert not missing, f"{panel['title']}: no place for {sorted(missing)}"
+    places = list(organize["indexByName"].values())
+    assert len(set(places)) == len(places), f"{panel['title']}: two fields share a place"
+
+
+def test_the_renderer_orders_columns_as_grafana_does_whatever_order_they_come_in():
+    # GIVEN the flagged-transactions panel, and its FT.SEARCH columns in a scrambled order
+    [panel] = [p for p in TABLE_PANELS if p["title"] == "Latest flagged transactions"]
+    [target] = [t for t in TARGETS if t.panel_id == panel["id"] and t.panel_title == panel["title"]]
+    fields = ["keyName", *panel["targets"][0]["returnFields"]]
+    scrambled = fields[::-1]
+    table = Table(columns=tuple(scrambled), rows=(tuple(f"v-{name}" for name in scrambled),))
+    result = PanelResult(panel, (TargetResult(target, ("FT.SEARCH",), table=table),))
+
+    # WHEN
+    shown = displayed_table(result)
+
+    # THEN the columns are in the panel's order (keyName excluded, names as renamed)
+    organize = next(t["options"] for t in panel["transformations"] if t["id"] == "organize")
+    rename = organize["renameByName"]
+    assert shown.columns == tuple(rename.get(name, name) for name in fields[1:])
+    # and each value stays with its column (scored_at aside: converted to a number, null for this text)
+    row = dict(zip(shown.columns, shown.rows[0], strict=True))
+    assert {name: row[rename.get(name, name)] for name in fields[1:] if name != "scored_at"} == {
+        name: f"v-{name}" for name in fields[1:] if name != "scored_at"
+    }

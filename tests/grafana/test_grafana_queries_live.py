@@ -3,9 +3,22 @@ handler has just filled: each one must return data, and the data must be the bat
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from decimal import Decimal
+
 import pytest
 
-from grafana.queries import connect, dashboard_paths, load_dashboard, panel_targets, run_dashboard
+from contracts import redis_keys as schema
+from grafana.queries import (
+    NUMBER,
+    STRING,
+    connect,
+    dashboard_paths,
+    displayed_table,
+    load_dashboard,
+    panel_targets,
+    run_dashboard,
+)
 
 
 @pytest.fixture
@@ -107,3 +120,71 @@ def test_why_flagged_shows_the_features_the_model_saw(flagged_behavioural_batch)
     for name, value in shown.items():
         assert float(value) == pytest.approx(batch.expected_features[name], rel=1e-9), name
     assert float(row["CUSTOMER_ID_NB_TX_1DAY_WINDOW"]) == 5  # the four earlier ones and itself
+
+
+def shown_times(panel, column):
+    """The panel's `column` as the renderer (and Grafana) shows it, with the stored epoch ms beside it."""
+    from grafana.render import table_text
+
+    columns, rows = table_text(panel)
+    stored = [
+        int(row[panel.results[0].table.columns.index("scored_at")]) for row in panel.results[0].table.rows
+    ]
+    return [row[columns.index(column)] for row in rows], stored
+
+
+def as_shown(epoch_ms: int) -> str:
+    return datetime.fromtimestamp(epoch_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def test_flagged_transactions_show_scored_at_as_a_date_not_nan(client, scored_batch):
+    # GIVEN the flagged transactions the handler stored (FT.SEARCH: every column is text to the plugin)
+    panels = results_by_title(client, "fraud-operations", scored_batch.now_ms)
+
+    # WHEN the panel's transformations and units are applied as Grafana applies them
+    shown, stored = shown_times(panels["Latest flagged transactions"], "scored_at")
+
+    # THEN scored_at reads as the stored time, not as a text parsed as a date (NaN)
+    assert len(shown) == len(scored_batch.fraud_ids + scored_batch.suspicious_ids)
+    assert shown == [as_shown(ms) for ms in stored]
+
+
+def test_why_flagged_shows_scored_at_as_a_date_not_nan(flagged_behavioural_batch):
+    with connect(flagged_behavioural_batch.redis_url) as client:
+        panels = results_by_title(client, "fraud-operations", flagged_behavioural_batch.now_ms)
+    (title,) = [t for t in panels if t.startswith("Why flagged")]
+
+    shown, stored = shown_times(panels[title], "scored_at")
+
+    assert len(shown) == 1
+    assert shown == [as_shown(ms) for ms in stored]
+
+
+def test_rejected_records_show_the_kinesis_position_intact(client, scored_batch):
+    # GIVEN the rejected record the handler wrote, as stored in the stream
+    stored = [fields for _, fields in client.xrevrange(schema.REJECTED_STREAM)]
+    assert len(stored) == scored_batch.rejected
+    panels = results_by_title(client, "fraud-operations", scored_batch.now_ms)
+    panel = panels["Latest rejected records"]
+
+    # WHEN the panel's query runs and its transformations apply
+    table = displayed_table(panel)
+
+    # THEN its position is the shard and the full sequence number, as text, exactly as stored
+    entry = stored[0]
+    assert len(entry["sequence_number"]) >= 56
+    assert table.type_of("position") == STRING
+    assert [row[table.columns.index("position")] for row in table.rows] == [
+        f"{entry['shard_id']}/{entry['sequence_number']}"
+    ]
+    # AND no column shows a digit string the data source sends as a (rounded) float64
+    assert "sequence_number" not in table.columns
+    assert "shard_id" not in table.columns
+    for column in table.columns:
+        values = [fields.get(column, "") for fields in stored]
+        assert not any(v.isdigit() and len(v) > 15 for v in values), column
+    # (the reason: through the data source the sequence number itself comes back rounded)
+    raw = panel.results[0].table
+    assert raw.type_of("sequence_number") == NUMBER
+    rounded = raw.rows[0][raw.columns.index("sequence_number")]
+    assert Decimal(rounded) != Decimal(entry["sequence_number"])

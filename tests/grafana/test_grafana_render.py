@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import redis
@@ -87,3 +89,55 @@ def test_a_finer_bucket_is_what_the_titles_and_legends_say(scored_batch):
                 assert all(ts % 30_000 == 0 for ts in series.timestamps_ms)
     assert "Verdicts per 30 s" in renamed
     assert {s.name for s in renamed["Throughput"].results[0].series} == {"transactions / 30 s"}
+
+
+def out_is_a_file(tmp_path):
+    (tmp_path / "afile").write_text("")
+    return tmp_path / "afile", "cannot create the folder", "File exists, and it is not a folder"
+
+
+def out_under_proc(tmp_path):
+    return Path("/proc/nope"), "cannot create the folder", "No such file or directory"
+
+
+def picture_path_is_a_folder(tmp_path):
+    (tmp_path / "charts" / "fraud-demo.png").mkdir(parents=True)
+    return tmp_path / "charts", "cannot write the picture", "Is a directory"
+
+
+@pytest.mark.parametrize(
+    "case", [out_is_a_file, out_under_proc, picture_path_is_a_folder], ids=lambda c: c.__name__
+)
+def test_command_line_names_an_out_path_it_cannot_write_in_one_line(redis_url, tmp_path, capsys, case):
+    # GIVEN a Redis Stack (empty: the pictures would be drawn) and an --out that cannot be written
+    out, what, reason = case(tmp_path)
+    if not Path("/proc").is_dir() and out == Path("/proc/nope"):
+        pytest.skip("no /proc here")
+
+    # WHEN the renderer is run
+    code = main(["--redis-url", redis_url, "--out", str(out)])
+
+    # THEN one line names the path and the operating system's reason, and no traceback
+    err = capsys.readouterr().err
+    assert code == 1
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith("grafana.render: error: --out: ")
+    assert what in err
+    assert str(out) in err
+    assert reason in err
+
+
+def test_a_date_unit_on_text_is_drawn_as_grafana_shows_it():
+    from grafana.queries import NUMBER, STRING, convert_field_type
+    from grafana.render import format_cell
+
+    # Grafana parses a string under a date unit as a date text: epoch milliseconds there are NaN
+    assert format_cell("1796164056443", "dateTimeAsIso", STRING) == "NaN"
+    # converted to a number first, it is the date
+    kind, (value,) = convert_field_type(["1796164056443"], STRING, {"destinationType": "number"})
+    assert kind == NUMBER
+    assert format_cell(value, "dateTimeAsIso", kind) == "2026-12-01 22:27:36"
+    # to time without a date format, the text does not parse (Grafana: null); with "x" it does
+    assert convert_field_type(["1796164056443"], STRING, {"destinationType": "time"})[1] == [None]
+    time_x = {"destinationType": "time", "dateFormat": "x"}
+    assert convert_field_type(["1796164056443"], STRING, time_x)[1] == [1796164056443.0]

@@ -203,6 +203,8 @@ def test_bad_records_go_to_the_rejected_stream_and_are_not_retried(
     bad_seqs = [s for s in sequence_numbers(event) if s != sequence_numbers(event)[3]]
     assert [e["sequence_number"] for e in entries] == bad_seqs
     assert {e["shard_id"] for e in entries} == {SHARD}
+    # the position in one text that never reads as a number (dashboards would round the digits)
+    assert [e["position"] for e in entries] == [f"{SHARD}/{seq}" for seq in bad_seqs]
     # By default no raw payload (it may hold card data): its hash and length identify it.
     assert entries[1]["sha256"] == hashlib.sha256(b"{oops").hexdigest()
     assert entries[1]["length"] == "5"
