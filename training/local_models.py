@@ -28,6 +28,7 @@ import xgboost as xgb
 from sklearn.ensemble import IsolationForest
 
 from contracts import features as feature_spec
+from contracts.sagemaker_formats import CREDITCARD_FEATURE_SPEC_VERSION
 from training import models, prepare, report
 from training import spec as model_spec
 from training.thresholds import anomaly_threshold, best_f1_threshold
@@ -127,7 +128,8 @@ def train(
         name: models.load_xgboost_csv(artifacts_dir / "prepared" / prepare.XGBOOST_FILES[name])
         for name in prepare.SPLITS
     }
-    booster = models.train_xgboost(split["train"], split["validation"])
+    behavioural = manifest["feature_spec_version"] != CREDITCARD_FEATURE_SPEC_VERSION
+    booster = models.train_xgboost(split["train"], split["validation"], behavioural=behavioural)
     forest = models.train_isolation_forest(split["train"])
 
     validation_probability = booster.inplace_predict(split["validation"].features)
@@ -149,7 +151,7 @@ def train(
         "features": manifest["feature_names"],
         "feature_spec_version": manifest["feature_spec_version"],
         "xgboost": {
-            "params": model_spec.XGBOOST_PARAMS,
+            "params": model_spec.BEHAVIOURAL_XGBOOST_PARAMS if behavioural else model_spec.XGBOOST_PARAMS,
             "trees": booster.num_boosted_rounds(),
             "validation_f1_at_threshold": round(fraud_choice.confusion.f1, 4),
         },

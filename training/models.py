@@ -23,22 +23,21 @@ def load_xgboost_csv(path) -> Split:
     return Split(features=data[:, 1:], labels=data[:, 0].astype(np.int8))
 
 
-def train_xgboost(train: Split, validation: Split) -> xgb.Booster:
-    """The built-in container's training, locally: same params, `aucpr` early stopping on validation.
+def train_xgboost(train: Split, validation: Split, *, behavioural: bool) -> xgb.Booster:
+    """The built-in container's training, locally: the profile's params (`behavioural`: the spec's
+    features, else creditcard.csv's), `aucpr` early stopping on validation.
 
     The returned booster keeps only the trees up to the best validation iteration.
     """
     positives = int(train.labels.sum())
-    params = {
-        **model_spec.XGBOOST_PARAMS,
-        "scale_pos_weight": model_spec.scale_pos_weight(len(train.labels) - positives, positives),
-        "seed": model_spec.SEED,
-        "tree_method": "hist",
-    }
+    params, num_round = model_spec.xgboost_setting(
+        behavioural=behavioural, negatives=len(train.labels) - positives, positives=positives
+    )
+    params = {"tree_method": "hist", **params, "seed": model_spec.SEED}
     booster = xgb.train(
         params,
         xgb.DMatrix(train.features, label=train.labels),
-        num_boost_round=model_spec.XGBOOST_NUM_ROUND,
+        num_boost_round=num_round,
         evals=[(xgb.DMatrix(validation.features, label=validation.labels), "validation")],
         early_stopping_rounds=model_spec.XGBOOST_EARLY_STOPPING_ROUNDS,
         verbose_eval=False,

@@ -144,7 +144,7 @@ def train(directory: Path, world: SimulationConfig) -> dict:
         raise ValueError(f"the training world {world} has no fraud in its training or held-out rows")
     train_split = model_fit.Split(matrix[train_rows], labels[train_rows])
     validation = model_fit.Split(matrix[validation_rows], labels[validation_rows])
-    booster = model_fit.train_xgboost(train_split, validation)
+    booster = model_fit.train_xgboost(train_split, validation, behavioural=True)
     forest = model_fit.train_isolation_forest(train_split)
     probability = booster.inplace_predict(validation.features)
     choice = best_f1_threshold(validation.labels.tolist(), probability.tolist())

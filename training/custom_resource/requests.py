@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contracts.sagemaker_formats import CREDITCARD_FEATURE_SPEC_VERSION
 from training import spec as model_spec
 from training.custom_resource.budget import TRAINING_MAX_RUNTIME_S
 from training.custom_resource.naming import PREFIXES
@@ -40,7 +41,11 @@ def _training_common(
 
 def xgboost_hyperparameters(manifest: dict) -> dict[str, str]:
     train = manifest["splits"]["train"]
-    return model_spec.xgboost_hyperparameters(negatives=train["negatives"], positives=train["positives"])
+    return model_spec.xgboost_hyperparameters(
+        behavioural=manifest["feature_spec_version"] != CREDITCARD_FEATURE_SPEC_VERSION,
+        negatives=train["negatives"],
+        positives=train["positives"],
+    )
 
 
 def rcf_hyperparameters(manifest: dict) -> dict[str, str]:
