@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--models-dir",
         type=Path,
         default=DEFAULT_MODELS_DIR,
-        help="the local models, trained here on first run (default artifacts/models, as `make train`)",
+        help="the local models, trained here on first run (default artifacts/models)",
     )
     parser.add_argument(
         "--charts-dir", type=Path, default=None, help="where the PNGs go (default <work-dir>/charts)"

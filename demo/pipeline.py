@@ -42,7 +42,7 @@ from fraud_data.simulator import SimulationConfig
 from fraud_data.transactions import Transactions
 
 DEMO_DIR = REPO_ROOT / ".demo"
-DEFAULT_MODELS_DIR = REPO_ROOT / "artifacts" / "models"  # shared with `make train`
+DEFAULT_MODELS_DIR = REPO_ROOT / "artifacts" / "models"  # shared with `python -m training --source`
 # The demo's world: the Handbook's generator at 2,000 cards and 4,000 terminals (its ratio of cards
 # to terminals, so per-terminal rates match the Handbook's), 45 days: 38 to backfill (the longest
 # window + delay is 37 days), the rest to stream.

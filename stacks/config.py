@@ -83,18 +83,19 @@ class ScorerConfig:
 
 def read_vpc_max_azs(ctx: ContextReader) -> int:
     """`vpcMaxAzs`: 2, the only AZ count an environment-agnostic stack's VPC gets."""
-    # The key's own range first (what a stack pinned to an account and Region could use) ...
-    azs = ctx.integer("vpcMaxAzs", ENV_AGNOSTIC_MAX_AZS, minimum=2, maximum=6)
-    if azs > ENV_AGNOSTIC_MAX_AZS:
-        # ... then what this environment-agnostic stack gets.
+    try:
+        return ctx.integer(
+            "vpcMaxAzs", ENV_AGNOSTIC_MAX_AZS, minimum=ENV_AGNOSTIC_MAX_AZS, maximum=ENV_AGNOSTIC_MAX_AZS
+        )
+    except ConfigError:
+        # One message for every other value (1, 3, 9, "two"): the one value there is, and why.
         raise ConfigError(
             "vpcMaxAzs",
             ctx.raw("vpcMaxAzs"),
             f"only {ENV_AGNOSTIC_MAX_AZS} here: the stack is environment-agnostic (no account or Region "
             f"at synth), and the CDK gives such a stack's VPC {ENV_AGNOSTIC_MAX_AZS} AZs whatever "
-            "vpcMaxAzs says (VpcProps.maxAzs), so more would be ignored",
-        )
-    return azs
+            "vpcMaxAzs says (VpcProps.maxAzs)",
+        ) from None
 
 
 def read_log_retention_days(ctx: ContextReader) -> int:

@@ -238,8 +238,9 @@ def test_a_bad_context_value_is_one_line_from_the_cdk_app(tmp_path):
     # THEN the whole of stderr is the ConfigError's one line, exit 1
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        "cdk app: error: cdk context 'vpcMaxAzs' = '9' is not valid: an integer from 2 to 6; "
-        "fix the -c option or cdk.json (every key: docs/deploy.md)"
+        "cdk app: error: cdk context 'vpcMaxAzs' = '9' is not valid: only 2 here: the stack is "
+        "environment-agnostic (no account or Region at synth), and the CDK gives such a stack's VPC 2 AZs "
+        "whatever vpcMaxAzs says (VpcProps.maxAzs); fix the -c option or cdk.json (every key: docs/deploy.md)"
     ]
 
 

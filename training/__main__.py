@@ -6,8 +6,8 @@
 Without `--source`: simulate the Handbook-size dataset with seed S (or read `--csv`), compute the
 spec's features offline, and train and evaluate every row of the report (our baseline, our production
 model, the anomaly model) on the Handbook's train / delay / test weeks, beside its published rows.
-With `--source`: train the local twin of the deployed models (what `make demo` scores with) on that
-source, time-ordered split, and report its test split."""
+With `--source`: train the local twin of the deploy-time training on that source, time-ordered
+split, and report its test split (`make demo` trains its own twin: `training.streamed_twin`)."""
 
 from __future__ import annotations
 

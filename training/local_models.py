@@ -1,6 +1,7 @@
-"""Train, cache and serve the local models (what `make demo` scores with): the twins of the models the
-deployment trains, on the same prepared data (`training.prepare`, shared with the training custom
-resource).
+"""Train, cache and serve the local twins of the models the deployment trains (`python -m training
+--source ...`), on the same prepared data (`training.prepare`, shared with the training custom
+resource). `make demo` scores with a twin of its own, trained on a re-stamped world
+(`training.streamed_twin`).
 
     models = load_or_train(Path("artifacts/models"))          # simulated data, the spec's features
     models.fraud_probability(rows), models.anomaly_score(rows), models.fraud_threshold, …

@@ -12,8 +12,8 @@ partial windows); every 5th of them held out for the fraud threshold (best F1) a
 `metadata`. Cached under `<models_dir>/simulated-<key>/`, keyed by everything the models depend on
 (simulation, feature spec version, hyperparameters, library versions).
 
-The deployment and `make train` train on simulated time, unchanged (`training.prepare`,
-`training.local_models`): this re-stamping is the demo's, not the product's.
+The deployment, its local twin (`training.prepare`, `training.local_models`) and the model report
+(`make train`) train on simulated time, unchanged: this re-stamping is the demo's, not the product's.
 """
 
 from __future__ import annotations

@@ -328,7 +328,7 @@ def _legacy(body: dict[str, Any], ref: RecordRef, raw: bytes = b"") -> Transacti
         raise _Invalid(RejectReason.INVALID_FIELD, "metadata source must be text UTF-8 can encode")
     # Never cut to length: two long ids sharing a prefix would become one card.
     card_id = f"{LEGACY_CARD_PREFIX}{source_id}"
-    if not ENTITY_ID.fullmatch(card_id):
+    if source_id is None or source_id == "" or not ENTITY_ID.fullmatch(card_id):
         raise _Invalid(
             RejectReason.INVALID_FIELD,
             f"metadata id must be 1-{MAX_CARD_ID - len(LEGACY_CARD_PREFIX)} characters of [A-Za-z0-9._:-]",

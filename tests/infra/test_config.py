@@ -103,10 +103,13 @@ def test_bad_context_fails_building_the_app_before_any_resource():
     assert app.node.children == []
 
 
-@pytest.mark.parametrize("azs", ["3", "4", "6", 3], ids=["cli-3", "cli-4", "cli-6", "json-3"])
-def test_more_than_two_azs_is_refused_because_the_stack_is_environment_agnostic(azs):
+@pytest.mark.parametrize(
+    "azs", ["3", "6", "9", 3, "1", "two"], ids=["cli-3", "cli-6", "cli-9", "json-3", "one", "text"]
+)
+def test_any_az_count_but_two_is_refused_because_the_stack_is_environment_agnostic(azs):
     # GIVEN `-c vpcMaxAzs=3` or more: the CDK would still build the environment-agnostic VPC in 2 AZs
-    # (VpcProps.maxAzs), so the value would be ignored without a word
+    # (VpcProps.maxAzs), so the value would be ignored without a word; less, or not a number: one
+    # message for all, naming the one value there is
     from app import build_app
 
     app = new_app({"vpcMaxAzs": azs})

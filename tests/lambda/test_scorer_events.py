@@ -127,6 +127,16 @@ def test_legacy_ids_too_long_for_a_card_are_rejected_not_cut():
     assert "1-57 characters" in rejected.detail
 
 
+@pytest.mark.parametrize("source_id", ["", None], ids=["empty", "null"])
+def test_a_legacy_record_without_an_id_is_rejected(source_id):
+    # ("legacy-" and "legacy-None" would make every such record one card)
+    body = {"data": ",".join(["1"] * 30), "metadata": [0, source_id, "pos"]}
+    rejected = decode(json.dumps(body).encode())
+    assert isinstance(rejected, Rejection)
+    assert rejected.reason == RejectReason.INVALID_FIELD
+    assert "1-57 characters" in rejected.detail
+
+
 @pytest.mark.parametrize(
     "timestamp", ["yesterday-ish", 10**400, -5], ids=["text", "beyond-float", "negative"]
 )
