@@ -31,18 +31,18 @@ setup-demo: $(VENV)/.installed-demo .cache/libssl/.installed
 $(PY):
 	@echo "setup: creating the virtualenv $(VENV)"
 	python3 -m venv $(VENV)
-	$(PIP_INSTALL) --upgrade pip
+	$(PIP_INSTALL) pip==26.3
 
-$(VENV)/.installed-demo: requirements-demo.txt lambda_src/requirements.txt pyproject.toml | $(PY)
+$(VENV)/.installed-demo: requirements-demo.txt lambda_src/requirements.txt constraints.txt pyproject.toml | $(PY)
 	@echo "setup: installing the demo's pinned packages (requirements-demo.txt: ~1 GB, 1.5 min of CPU; longer on a busy machine)"
-	$(PIP_INSTALL) -r requirements-demo.txt
+	$(PIP_INSTALL) -c constraints.txt -r requirements-demo.txt
 	@echo "setup: installing this project (editable)"
 	$(PIP_INSTALL) --no-deps -e .
 	touch $@
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-demo.txt lambda_src/requirements.txt pyproject.toml | $(PY)
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-demo.txt lambda_src/requirements.txt constraints.txt pyproject.toml | $(PY)
 	@echo "setup: installing every pinned package (requirements-dev.txt: the demo's + CDK, cfn-lint, pytest, Jupyter)"
-	$(PIP_INSTALL) -r requirements-dev.txt
+	$(PIP_INSTALL) -c constraints.txt -r requirements-dev.txt
 	@echo "setup: installing this project (editable)"
 	$(PIP_INSTALL) --no-deps -e .
 	touch $@ $(VENV)/.installed-demo

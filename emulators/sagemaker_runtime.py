@@ -275,9 +275,10 @@ def _make_handler(server: SageMakerRuntimeServer) -> type[BaseHTTPRequestHandler
             try:
                 payload, payload_type = endpoint.invoke(body, content_type, accept)
             except InvalidInput as exc:
-                # What SageMaker says when the container answers 400: a ModelError naming the status.
+                # What SageMaker says when the container answers 400: a ModelError naming the status,
+                # with HTTP 424 (botocore's sagemaker-runtime model: ModelError is httpStatusCode 424).
                 return self._error(
-                    400,
+                    424,
                     f'Received client error (400) from primary with message "{exc}".',
                     error_type="ModelError",
                 )

@@ -91,6 +91,18 @@ def test_the_local_installs_pin_the_scorers_runtime_as_its_image_does_but_withou
         assert "--hash" not in _with_includes(REPO / name), name
 
 
+def test_the_constraints_fix_every_dependency_without_contradicting_a_pin():
+    # GIVEN the direct pins and the constraints file every install passes (`pip install -c`)
+    constraints = pins(REPO / "constraints.txt")
+    direct = pins(REPO / "requirements-dev.txt")
+    # THEN they agree on every direct pin (a contradiction would fail the install)
+    assert {name: constraints.get(name) for name in direct} == direct
+    # AND every distribution the requirements pull in has its version fixed: a fresh clone installs
+    # what this .venv holds, not whatever is newest that day
+    assert _closure(set(direct)) - set(constraints) == set()
+    assert all(spec.startswith("==") for spec in constraints.values())
+
+
 def _closure(roots: set[str]) -> set[str]:
     """Installed distributions reachable from `roots` through their metadata's requirements."""
     seen: set[str] = set()

@@ -83,6 +83,8 @@ def test_bad_csv_is_a_model_error(server):
     with pytest.raises(ClientError) as caught:
         client().invoke_endpoint(EndpointName="rcf", Body=b"1,a\n", ContentType="text/csv")
     assert caught.value.response["Error"]["Code"] == "ModelError"
+    # the status botocore's service model gives ModelError (not retried: neither 4xx is)
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 424
     assert server.calls == 1
 
 
