@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,7 @@ import xgboost as xgb
 from sklearn.ensemble import IsolationForest
 
 from contracts import features as feature_spec
-from contracts.sagemaker_formats import CREDITCARD_FEATURE_SPEC_VERSION
+from fraud_data.transactions import replaced_on_success
 from training import models, prepare, report
 from training import spec as model_spec
 from training.thresholds import anomaly_threshold, best_f1_threshold
@@ -129,7 +128,7 @@ def train(
         name: models.load_xgboost_csv(artifacts_dir / "prepared" / prepare.XGBOOST_FILES[name])
         for name in prepare.SPLITS
     }
-    behavioural = manifest["feature_spec_version"] != CREDITCARD_FEATURE_SPEC_VERSION
+    behavioural = prepare.is_behavioural(manifest)
     booster = models.train_xgboost(split["train"], split["validation"], behavioural=behavioural)
     forest = models.train_isolation_forest(split["train"])
 
@@ -178,7 +177,8 @@ def train(
         "anomaly_model": ANOMALY_MODEL_NAME,
         "data_sha256": manifest["sha256"],
     }
-    _write_atomically(artifacts_dir / METADATA, json.dumps(metadata, indent=2) + "\n")
+    with replaced_on_success(artifacts_dir / METADATA) as out:
+        out.write(json.dumps(metadata, indent=2) + "\n")
     return model_report
 
 
@@ -217,12 +217,6 @@ def _save_booster(booster: xgb.Booster, artifacts_dir: Path) -> None:
     # model.tar.gz with `xgboost-model` at its root, as SageMaker's model_data_url expects.
     with tarfile.open(artifacts_dir / XGBOOST_TARBALL, "w:gz") as tar:
         tar.add(path, arcname=path.name)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    partial = path.with_suffix(".partial")
-    partial.write_text(text)
-    os.replace(partial, path)
 
 
 def _default_command(source: str | Path, rows: int) -> str:

@@ -59,6 +59,12 @@ class Record:
     features: str  # the 30 validated feature tokens, comma-joined, exactly as read
 
 
+def is_behavioural(manifest: dict) -> bool:
+    """Whether prepared data holds the spec's behavioural features (else creditcard.csv's columns):
+    what picks the XGBoost setting (training.spec.xgboost_setting) in the deployment and the twin."""
+    return manifest["feature_spec_version"] != CREDITCARD_FEATURE_SPEC_VERSION
+
+
 @dataclass
 class ReadStats:
     rows_read: int = 0

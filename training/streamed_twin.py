@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -32,7 +31,7 @@ import xgboost as xgb
 from contracts.features import MODEL_FEATURES, RETENTION_MS, SPEC_VERSION
 from fraud_data.features import compute_features
 from fraud_data.simulator import SimulationConfig, simulate
-from fraud_data.transactions import Transactions
+from fraud_data.transactions import Transactions, replaced_on_success
 from training import models as model_fit
 from training import spec as model_spec
 from training.thresholds import anomaly_threshold, best_f1_threshold
@@ -166,7 +165,7 @@ def train(directory: Path, world: SimulationConfig) -> dict:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "xgboost-model").write_bytes(bytes(booster.save_raw("json")))
     joblib.dump(forest, directory / "isolation-forest.joblib")
-    partial = directory / (METADATA + ".partial")
-    partial.write_text(json.dumps(metadata, indent=2) + "\n")
-    os.replace(partial, directory / METADATA)  # written last: its presence means the cache is whole
+    # Written last, whole or not at all: its presence means the cache is whole.
+    with replaced_on_success(directory / METADATA) as out:
+        out.write(json.dumps(metadata, indent=2) + "\n")
     return metadata

@@ -193,8 +193,9 @@ class ScoredTransaction:
 
 # A document's latest report: a label event sets both (the transaction's own `label`, if it carried one,
 # has no report time).
+_LABEL = "$.label"
 _LABEL_REPORTED_AT = "$.label_reported_at"
-_REPORT_PATHS = (_LABEL_REPORTED_AT.encode(), b"$.label")
+_REPORT_PATHS = (_LABEL_REPORTED_AT.encode(), _LABEL.encode())
 
 
 @dataclass(frozen=True)
@@ -327,8 +328,8 @@ class TransactionStore:
             found = _json_reply(reply)
             if found is not None and found.get("$.timestamp"):
                 terminal = found.get("$.terminal_id") or [None]
-                reported_at = found.get("$.label_reported_at") or [None]
-                label = found.get("$.label") or [None]
+                reported_at = found.get(_LABEL_REPORTED_AT) or [None]
+                label = found.get(_LABEL) or [None]
                 targets[transaction_id] = LabelTarget(
                     terminal[0],
                     int(found["$.timestamp"][0]),
@@ -489,7 +490,7 @@ class TransactionStore:
         feature_store.queue_state_writes(pipe, state_events, prepared)
         for transaction_id, label, target, reported_at in labels:
             # The document says what was reported; the terminal's fraud marks are what features read.
-            pipe.execute_command("JSON.SET", keys.txn_key(transaction_id), "$.label", label)
+            pipe.execute_command("JSON.SET", keys.txn_key(transaction_id), _LABEL, label)
             pipe.execute_command("JSON.SET", keys.txn_key(transaction_id), _LABEL_REPORTED_AT, reported_at)
             if target.terminal_id is not None:
                 feature_store.queue_label(

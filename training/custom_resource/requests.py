@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from contracts.sagemaker_formats import CREDITCARD_FEATURE_SPEC_VERSION
 from training import spec as model_spec
 from training.custom_resource.budget import TRAINING_MAX_RUNTIME_S
 from training.custom_resource.naming import PREFIXES
-from training.prepare import FEATURE_FILES, XGBOOST_FILES
+from training.prepare import FEATURE_FILES, XGBOOST_FILES, is_behavioural
 
 VOLUME_GB = 10
 
@@ -42,7 +41,7 @@ def _training_common(
 def xgboost_hyperparameters(manifest: dict) -> dict[str, str]:
     train = manifest["splits"]["train"]
     return model_spec.xgboost_hyperparameters(
-        behavioural=manifest["feature_spec_version"] != CREDITCARD_FEATURE_SPEC_VERSION,
+        behavioural=is_behavioural(manifest),
         negatives=train["negatives"],
         positives=train["positives"],
     )
