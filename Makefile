@@ -75,7 +75,7 @@ unit:
 synth: setup
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" npx cdk synth --quiet $(ARGS)
 
-## train: the model report on the Handbook's protocol, seeds 42, 7, 11 (~50 min; the twin of the deploy-time training: python -m training --source simulated)
+## train: the model report on the Handbook's protocol, seeds 42, 7, 11 (~15–20 min on 2 cores; the twin of the deploy-time training: python -m training --source simulated)
 train: setup-demo
 	$(PY) -m training --report docs/model-report --also-seeds 7 11 $(ARGS)
 

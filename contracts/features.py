@@ -17,6 +17,9 @@ in code, so bump `SEMANTICS_REVISION` with any change to them:
   - delay > 0: only events at or before t - delay count, so the tie rule never matters; their labels
     are assumed known by then (the delay models late fraud reports).
 * Empty windows give 0 (counts, sums, means, fraud shares); see each aggregation for its own rule.
+* A terminal's known frauds (`fraud_*` aggregations) are the events in its delayed window labelled
+  fraud; "since the first fraud" starts at that fraud's timestamp and includes every event of the
+  window at that time (ties included), so it does not depend on how same-time events are ordered.
 * Means use `math.fsum`, which is exact-then-rounded and so independent of summation order: every
   implementation that averages the same amounts gets the same bits.
 """
@@ -29,7 +32,7 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 
-SEMANTICS_REVISION = 1  # bump when a rule in the module docstring changes
+SEMANTICS_REVISION = 2  # bump when a rule in the module docstring changes
 
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
@@ -49,14 +52,27 @@ AGGREGATIONS: dict[str, str] = {
     "seconds_since_previous": "seconds since the entity's latest earlier event in the window; "
     "the window length in seconds if there is none (the state keeps no older events)",
     "amount_to_mean": "the transaction's amount / the window's mean amount (current included); 1 if it is 0",
+    "fraud_count": "frauds in the window (0 if none)",
+    "seconds_since_first_fraud": "seconds from the window's earliest fraud to the transaction; "
+    "delay + window in seconds if there is none",
+    "seconds_since_last_fraud": "seconds from the window's latest fraud to the transaction; "
+    "delay + window in seconds if there is none",
+    "fraud_share_since_first_fraud": "frauds / the window's events from the earliest fraud's time on "
+    "(0 if none): how much of the terminal's traffic has been fraud since it was first hit",
 }
-_WINDOWED = {"count", "sum_amount", "mean_amount", "fraud_share", "seconds_since_previous", "amount_to_mean"}
-_NEEDS_LABEL = {"fraud_share"}
+_NEEDS_LABEL = {
+    "fraud_share",
+    "fraud_count",
+    "seconds_since_first_fraud",
+    "seconds_since_last_fraud",
+    "fraud_share_since_first_fraud",
+}
+_WINDOWED = {"count", "sum_amount", "mean_amount", "seconds_since_previous", "amount_to_mean", *_NEEDS_LABEL}
 # What an entity's state holds per event besides its timestamp: a card's amounts, a terminal's labels.
 # Aggregations that read another value cannot be served from that state.
 _ENTITY_AGGREGATIONS = {
     "card": {"count", "sum_amount", "mean_amount", "seconds_since_previous", "amount_to_mean"},
-    "terminal": {"count", "fraud_share"},
+    "terminal": {"count", *_NEEDS_LABEL},
 }
 
 
@@ -130,6 +146,18 @@ def _realtime_extras() -> list[Feature]:
         Feature("TERMINAL_ID_NB_TX_10MIN_NODELAY_WINDOW", "terminal", "count", 10 * MINUTE_MS),
         Feature("TERMINAL_ID_NB_TX_1HOUR_NODELAY_WINDOW", "terminal", "count", HOUR_MS),
         Feature("TERMINAL_ID_NB_TX_1DAY_NODELAY_WINDOW", "terminal", "count", DAY_MS),
+        # The terminal's known fraud history over the baseline's delayed 30-day window: a compromised
+        # terminal keeps being used for weeks, so when and how densely it was hit says more than the
+        # share of frauds alone. Read from the state TERMINAL_ID_RISK_30DAY_WINDOW already keeps.
+        *(
+            Feature(f"TERMINAL_ID_{what}_30DAY_WINDOW", "terminal", aggregation, 30 * DAY_MS, 7 * DAY_MS)
+            for what, aggregation in (
+                ("NB_FRAUD", "fraud_count"),
+                ("SECONDS_SINCE_FIRST_FRAUD", "seconds_since_first_fraud"),
+                ("SECONDS_SINCE_LAST_FRAUD", "seconds_since_last_fraud"),
+                ("RISK_SINCE_FIRST_FRAUD", "fraud_share_since_first_fraud"),
+            )
+        ),
     ]
 
 
@@ -152,6 +180,11 @@ MODEL_EXTRA_FEATURES: tuple[str, ...] = (
     "CUSTOMER_ID_SUM_AMOUNT_1HOUR_WINDOW",
     "CUSTOMER_ID_AMOUNT_TO_AVG_7DAY_WINDOW",
     "CUSTOMER_ID_AMOUNT_TO_AVG_30DAY_WINDOW",
+    # Kept by the same rule in session 9 (+0.017 validation AP on its own; docs/model-report.md).
+    "TERMINAL_ID_NB_FRAUD_30DAY_WINDOW",
+    "TERMINAL_ID_SECONDS_SINCE_FIRST_FRAUD_30DAY_WINDOW",
+    "TERMINAL_ID_SECONDS_SINCE_LAST_FRAUD_30DAY_WINDOW",
+    "TERMINAL_ID_RISK_SINCE_FIRST_FRAUD_30DAY_WINDOW",
 )
 MODEL_FEATURES: tuple[str, ...] = BASELINE_FEATURES + MODEL_EXTRA_FEATURES
 if not set(MODEL_EXTRA_FEATURES) <= set(EXTRA_FEATURES) or len(set(MODEL_FEATURES)) != len(MODEL_FEATURES):
@@ -219,46 +252,87 @@ def is_night(timestamp_ms: int) -> int:
     return int((timestamp_ms // HOUR_MS) % 24 <= 6)
 
 
-WindowRule = Callable[[int, float, Sequence[float], "int | None"], "int | float"]
+WindowRule = Callable[[int, float, Sequence[float], "int | None", Sequence[int]], "int | float"]
 
 
 def _mean(values: Sequence[float]) -> float:
     return math.fsum(values) / len(values) if values else 0.0
 
 
+def _fraud_times(values: Sequence[int], stamps: Sequence[int]) -> list[int]:
+    return [ts for label, ts in zip(values, stamps, strict=True) if label]
+
+
+def _share_since_first_fraud(values: Sequence[int], stamps: Sequence[int]) -> float:
+    frauds = _fraud_times(values, stamps)
+    if not frauds:
+        return 0.0
+    first = min(frauds)
+    return len(frauds) / sum(1 for ts in stamps if ts >= first)
+
+
 def window_rule(feature: Feature) -> WindowRule:
-    """The aggregation rule of a windowed feature, as `rule(timestamp_ms, amount, values, previous_ts)`.
+    """The aggregation rule of a windowed feature, as `rule(timestamp_ms, amount, values, previous_ts,
+    stamps)`.
 
     `values`: amounts (card) or 0/1 labels (terminal) of the events in the window, in any order, the
-    current transaction included when the delay is 0. `previous_ts`: the timestamp of the latest
-    event in the window before the current transaction (None if none). The reference below and the
-    offline computation both evaluate these, so each rule exists once; resolving the rule once per
-    feature keeps the per-transaction cost to one call.
+    current transaction included when the delay is 0. `stamps`: their timestamps, aligned with
+    `values`; only the `*_fraud` rules read them, so a caller may pass () for other rules.
+    `previous_ts`: the timestamp of the latest event in the window before the current transaction
+    (None if none). The reference below and the offline computation both evaluate these, so each
+    rule exists once; resolving the rule once per feature keeps the per-transaction cost to one call.
     """
     agg = feature.aggregation
+    none = (feature.window_ms + feature.delay_ms) / 1000  # nothing older is kept, so "none" = all of it
     if agg == "count":
-        return lambda t, amount, values, previous_ts: len(values)
+        return lambda t, amount, values, previous_ts, stamps: len(values)
     if agg == "fraud_share":
-        return lambda t, amount, values, previous_ts: sum(values) / len(values) if values else 0.0
+        return lambda t, amount, values, previous_ts, stamps: sum(values) / len(values) if values else 0.0
+    if agg == "fraud_count":
+        return lambda t, amount, values, previous_ts, stamps: sum(values)
+    if agg == "seconds_since_first_fraud":
+        return lambda t, amount, values, previous_ts, stamps: (
+            (t - min(frauds)) / 1000 if (frauds := _fraud_times(values, stamps)) else none
+        )
+    if agg == "seconds_since_last_fraud":
+        return lambda t, amount, values, previous_ts, stamps: (
+            (t - max(frauds)) / 1000 if (frauds := _fraud_times(values, stamps)) else none
+        )
+    if agg == "fraud_share_since_first_fraud":
+        return lambda t, amount, values, previous_ts, stamps: _share_since_first_fraud(values, stamps)
     if agg == "sum_amount":
-        return lambda t, amount, values, previous_ts: math.fsum(values)
+        return lambda t, amount, values, previous_ts, stamps: math.fsum(values)
     if agg == "mean_amount":
-        return lambda t, amount, values, previous_ts: _mean(values)
+        return lambda t, amount, values, previous_ts, stamps: _mean(values)
     if agg == "amount_to_mean":
-        return lambda t, amount, values, previous_ts: amount / mean if (mean := _mean(values)) else 1.0
+        return lambda t, amount, values, previous_ts, stamps: (
+            amount / mean if (mean := _mean(values)) else 1.0
+        )
     if agg == "seconds_since_previous":
-        none = feature.window_ms / 1000  # nothing older is kept, so "none" = the whole window
-        return lambda t, amount, values, previous_ts: (
+        return lambda t, amount, values, previous_ts, stamps: (
             (t - previous_ts) / 1000 if previous_ts is not None else none
         )
     raise ValueError(f"no window rule for aggregation {agg!r}")
 
 
+def needs_stamps(feature: Feature) -> bool:
+    """Whether the feature's rule reads the window's timestamps (else callers may skip slicing them)."""
+    return feature.aggregation in _NEEDS_STAMPS
+
+
+_NEEDS_STAMPS = {"seconds_since_first_fraud", "seconds_since_last_fraud", "fraud_share_since_first_fraud"}
+
+
 def window_value(
-    feature: Feature, timestamp_ms: int, amount: float, values: Sequence[float], previous_ts: int | None
+    feature: Feature,
+    timestamp_ms: int,
+    amount: float,
+    values: Sequence[float],
+    previous_ts: int | None,
+    stamps: Sequence[int] = (),
 ) -> int | float:
     """One windowed feature from the values in its window (see `window_rule`)."""
-    return window_rule(feature)(timestamp_ms, amount, values, previous_ts)
+    return window_rule(feature)(timestamp_ms, amount, values, previous_ts, stamps)
 
 
 def transaction_value(feature: Feature, timestamp_ms: int, amount: float) -> int | float:
@@ -293,7 +367,8 @@ def compute_vector(
             if ts > timestamp_ms:
                 raise ValueError(f"history event at {ts} is after the transaction at {timestamp_ms}")
     vector: list[int | float] = []
-    windows: dict[tuple[str, int, int], tuple[list, int | None]] = {}  # features sharing a window cut it once
+    # Features sharing a window cut it once.
+    windows: dict[tuple[str, int, int], tuple[list, int | None, list[int]]] = {}
     for name in names:
         feature = FEATURES[name]
         if feature.entity == "transaction":
@@ -304,30 +379,33 @@ def compute_vector(
             windows[key] = _cut(
                 feature, timestamp_ms, amount, card_history if feature.entity == "card" else terminal_history
             )
-        values, previous_ts = windows[key]
+        values, previous_ts, stamps = windows[key]
         if feature.aggregation in _NEEDS_LABEL and None in values:
             raise ValueError(f"{name}: a label inside the delayed window is unknown")
-        vector.append(window_value(feature, timestamp_ms, amount, values, previous_ts))
+        vector.append(window_value(feature, timestamp_ms, amount, values, previous_ts, stamps))
     return vector
 
 
 def _cut(
     feature: Feature, timestamp_ms: int, amount: float, history: Sequence[tuple[int, float | int | None]]
 ):
-    """The values inside the feature's window and the latest earlier timestamp there."""
+    """The values inside the feature's window, the latest earlier timestamp there, and their timestamps."""
     upper = timestamp_ms - feature.delay_ms
     lower = upper - feature.window_ms
     values = []
+    stamps = []
     previous_ts = None
     for ts, value in history:
         if lower < ts <= upper:
             values.append(value)
+            stamps.append(ts)
             if previous_ts is None or ts > previous_ts:
                 previous_ts = ts
     if feature.delay_ms == 0:
         # The current transaction is in its own window; its label is unknown (and never read).
         values.append(amount if feature.entity == "card" else 0)
-    return values, previous_ts
+        stamps.append(timestamp_ms)
+    return values, previous_ts, stamps
 
 
 def compute_dict(

@@ -18,7 +18,14 @@ import os
 from bisect import bisect_right
 from collections.abc import Sequence
 
-from contracts.features import FEATURES, MODEL_FEATURES, Feature, transaction_value, window_rule
+from contracts.features import (
+    FEATURES,
+    MODEL_FEATURES,
+    Feature,
+    needs_stamps,
+    transaction_value,
+    window_rule,
+)
 from fraud_data.transactions import Transactions, replaced_on_success
 
 Column = list  # one value per transaction, in the table's row order
@@ -79,10 +86,16 @@ def _window_columns(
             for f in window_features:
                 if f.aggregation == "count":
                     out = [hi - lo for lo, hi in zip(los, his, strict=True)]  # len(slice), without the slice
+                elif needs_stamps(f):
+                    rule = rules[f.name]
+                    out = [
+                        rule(t, amount, values[lo:hi], prev, ts[lo:hi])
+                        for t, amount, lo, hi, prev in zip(ts, amounts, los, his, previous, strict=True)
+                    ]
                 else:
                     rule = rules[f.name]
                     out = [
-                        rule(t, amount, values[lo:hi], prev)
+                        rule(t, amount, values[lo:hi], prev, ())
                         for t, amount, lo, hi, prev in zip(ts, amounts, los, his, previous, strict=True)
                     ]
                 column = columns[f.name]

@@ -256,13 +256,24 @@ def tune(
     return Tuning(best=best["params"], table=table)
 
 
+# Aggregations that measure one idea with another: the count and the spend of short windows, and
+# the four views of a terminal's known frauds (how many, since when, how recent, how dense).
+_IDEA = {
+    "sum_amount": "count",
+    "fraud_count": "fraud history",
+    "seconds_since_first_fraud": "fraud history",
+    "seconds_since_last_fraud": "fraud history",
+    "fraud_share_since_first_fraud": "fraud history",
+}
+
+
 def extra_feature_groups(extras: Sequence[str] = spec.EXTRA_FEATURES) -> dict[str, tuple[str, ...]]:
     """The extra features grouped by what they measure (entity and aggregation): the ablation's unit,
     so two windows of one idea are kept or dropped together."""
     groups: dict[str, list[str]] = {}
     for name in extras:
         feature = spec.FEATURES[name]
-        aggregation = "count" if feature.aggregation == "sum_amount" else feature.aggregation
+        aggregation = _IDEA.get(feature.aggregation, feature.aggregation)
         groups.setdefault(f"{feature.entity} {aggregation}", []).append(name)
     return {key: tuple(names) for key, names in groups.items()}
 

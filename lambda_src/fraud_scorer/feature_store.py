@@ -327,17 +327,27 @@ def _compiled(names: tuple[str, ...]) -> Callable[..., list[int | float]]:
                     lines.append("    v.append(amount)")
                 lines.append(f"    cs{i} = fsum(v)")
                 lines.append(f"    cm{i} = cs{i} / {n} if {n} else 0.0")
-    if any(source == 2 and feature.aggregation == "fraud_share" for source, feature, _ in steps):
+    if any(source == 2 and feature.aggregation != "count" for source, feature, _ in steps):
         lines.append("    frauds = terminal.fraud_positions(t) if terminal.frauds else ()")
+    listed = {i for source, feature, i in steps if source == 2 and feature.aggregation in _FRAUD_LISTED}
+    for i in sorted(listed):
+        lines.append(f"    kf{i} = [j for j in frauds if kl{i} <= j < kh{i}]")
     values = []
     for source, feature, i in steps:
         template = _VALUE_EXPRESSIONS.get((source, feature.aggregation))
         if template is None:  # pragma: no cover - contracts.features refuses these combinations
             raise ValueError(f"no fast rule for {feature.name} ({feature.entity}/{feature.aggregation})")
-        values.append(template.format(i=i, window_s=feature.window_ms / 1000))
+        values.append(
+            template.format(
+                i=i,
+                window_s=feature.window_ms / 1000,
+                none_s=(feature.window_ms + feature.delay_ms) / 1000,
+            )
+        )
     lines.append(f"    return [{', '.join(values)}]")
     namespace = {
         "_locate": _locate,
+        "bisect_left": bisect_left,
         "bisect_right": bisect_right,
         "fsum": math.fsum,
         "is_weekend": is_weekend,
@@ -362,6 +372,20 @@ _VALUE_EXPRESSIONS = {
     (1, "seconds_since_previous"): "((t - cts[ch{i} - 1]) / 1000 if ch{i} > cl{i} else {window_s!r})",
     (2, "count"): "kn{i}",
     (2, "fraud_share"): "(sum(1 for j in frauds if kl{i} <= j < kh{i}) / kn{i} if kn{i} else 0.0)",
+    # `kf{i}`: positions of the window's known frauds; the earliest is the smallest position, as the
+    # times are sorted, and "since" starts at the first event sharing its time.
+    (2, "fraud_count"): "len(kf{i})",
+    (2, "seconds_since_first_fraud"): "((t - kts[min(kf{i})]) / 1000 if kf{i} else {none_s!r})",
+    (2, "seconds_since_last_fraud"): "((t - kts[max(kf{i})]) / 1000 if kf{i} else {none_s!r})",
+    (2, "fraud_share_since_first_fraud"): (
+        "(len(kf{i}) / (kh{i} - bisect_left(kts, kts[min(kf{i})], kl{i}, kh{i})) if kf{i} else 0.0)"
+    ),
+}
+_FRAUD_LISTED = {
+    "fraud_count",
+    "seconds_since_first_fraud",
+    "seconds_since_last_fraud",
+    "fraud_share_since_first_fraud",
 }
 _SUMMED = {"sum_amount", "mean_amount", "amount_to_mean"}
 

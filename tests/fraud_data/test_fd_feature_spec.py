@@ -130,6 +130,10 @@ def test_spec_version_changes_with_any_definition():
         ("card", "amount_to_mean", DAY_MS, DAY_MS),
         ("merchant", "count", DAY_MS, 0),
         ("card", "median", DAY_MS, 0),
+        ("terminal", "fraud_count", DAY_MS, 0),  # the fraud-history views need known labels too
+        ("terminal", "seconds_since_first_fraud", DAY_MS, 0),
+        ("card", "seconds_since_last_fraud", DAY_MS, DAY_MS),
+        ("card", "fraud_share_since_first_fraud", DAY_MS, DAY_MS),
     ],
 )
 def test_inconsistent_definitions_are_refused(entity, aggregation, window, delay):

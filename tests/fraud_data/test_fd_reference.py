@@ -26,6 +26,11 @@ def test_first_transaction_of_a_card_and_terminal():
         assert f[f"TERMINAL_ID_NB_TX_{days}DAY_WINDOW"] == 0  # empty delayed windows give 0
         assert f[f"TERMINAL_ID_RISK_{days}DAY_WINDOW"] == 0
     assert f["CUSTOMER_ID_SECONDS_SINCE_PREV_TX"] == 30 * 86_400  # "no previous" = the window length
+    # No known fraud: none counted, "since" = delay + window (nothing older is kept), no share.
+    assert f["TERMINAL_ID_NB_FRAUD_30DAY_WINDOW"] == 0
+    assert f["TERMINAL_ID_SECONDS_SINCE_FIRST_FRAUD_30DAY_WINDOW"] == 37 * 86_400
+    assert f["TERMINAL_ID_SECONDS_SINCE_LAST_FRAUD_30DAY_WINDOW"] == 37 * 86_400
+    assert f["TERMINAL_ID_RISK_SINCE_FIRST_FRAUD_30DAY_WINDOW"] == 0
     assert f["CUSTOMER_ID_AMOUNT_TO_AVG_30DAY_WINDOW"] == 1.0
     assert f["TERMINAL_ID_NB_TX_1HOUR_NODELAY_WINDOW"] == 1
 
@@ -79,11 +84,33 @@ def test_terminal_windows_are_delayed_by_7_days():
     assert f["TERMINAL_ID_NB_TX_1DAY_NODELAY_WINDOW"] == 2
 
 
+def test_a_terminals_fraud_history_over_the_delayed_30_days():
+    terminal = [
+        (T - 37 * DAY_MS, 1),  # the window's open edge: out
+        (T - 30 * DAY_MS, 0),  # in, before the first fraud
+        (T - 20 * DAY_MS, 0),  # at the first fraud's millisecond: "since" includes it (tie rule)
+        (T - 20 * DAY_MS, 1),  # the first known fraud
+        (T - 12 * DAY_MS, 0),
+        (T - 7 * DAY_MS, 1),  # exactly t - 7 days: the last one the window sees
+        (T - DAY_MS, 1),  # inside the delay: not known yet
+    ]
+    f = features(terminal=terminal)
+    assert f["TERMINAL_ID_NB_FRAUD_30DAY_WINDOW"] == 2
+    assert f["TERMINAL_ID_SECONDS_SINCE_FIRST_FRAUD_30DAY_WINDOW"] == 20 * 86_400
+    assert f["TERMINAL_ID_SECONDS_SINCE_LAST_FRAUD_30DAY_WINDOW"] == 7 * 86_400
+    assert f["TERMINAL_ID_RISK_SINCE_FIRST_FRAUD_30DAY_WINDOW"] == 2 / 4
+    assert f["TERMINAL_ID_RISK_30DAY_WINDOW"] == 2 / 5
+    # The order of the history does not matter, ties included.
+    assert features(terminal=terminal[::-1]) == f
+
+
 def test_recent_frauds_do_not_reach_the_terminal_risk():
     recent = [(T - 7 * DAY_MS + 1, 1), (T - DAY_MS, 1), (T, 1)]
     f = features(terminal=recent)
     assert f["TERMINAL_ID_NB_TX_30DAY_WINDOW"] == 0
     assert f["TERMINAL_ID_RISK_30DAY_WINDOW"] == 0
+    assert f["TERMINAL_ID_NB_FRAUD_30DAY_WINDOW"] == 0
+    assert f["TERMINAL_ID_SECONDS_SINCE_LAST_FRAUD_30DAY_WINDOW"] == 37 * 86_400
 
 
 def test_ties_at_the_same_timestamp():

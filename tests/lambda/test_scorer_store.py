@@ -14,6 +14,7 @@ from aws_lambda_powertools.utilities.data_classes import KinesisStreamEvent
 
 import handler
 from contracts import redis_keys as keys
+from contracts.features import MODEL_FEATURES
 from contracts.verdicts import VERDICTS
 from emulators.kinesis_events import KinesisRecord, kinesis_event, next_sequence_number
 from emulators.redis_stack import RedisStackServer
@@ -143,7 +144,7 @@ def scored_transactions(count: int, at_ms: int) -> list[ScoredTransaction]:
                 anomaly_score=1.0,
                 verdict="fraud" if fraud else "legit",
                 scored_at_ms=at_ms + 60_000,
-                vector=tuple(range(21)),
+                vector=tuple(range(len(MODEL_FEATURES))),
             )
         )
     return out

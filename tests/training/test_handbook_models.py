@@ -77,6 +77,16 @@ def test_extra_feature_groups_cover_every_extra_once():
     assert {"CUSTOMER_ID_AMOUNT_TO_AVG_7DAY_WINDOW", "CUSTOMER_ID_AMOUNT_TO_AVG_30DAY_WINDOW"} <= set(
         groups["card amount_to_mean"]
     )
+    # So are the four views of a terminal's known frauds, and nothing else joins them.
+    assert groups["terminal fraud history"] == tuple(
+        f"TERMINAL_ID_{what}_30DAY_WINDOW"
+        for what in (
+            "NB_FRAUD",
+            "SECONDS_SINCE_FIRST_FRAUD",
+            "SECONDS_SINCE_LAST_FRAUD",
+            "RISK_SINCE_FIRST_FRAUD",
+        )
+    )
 
 
 def test_tuning_candidates_are_the_grid_with_the_fixed_settings():
