@@ -53,18 +53,18 @@ AGGREGATIONS: dict[str, str] = {
     "the window length in seconds if there is none (the state keeps no older events)",
     "amount_to_mean": "the transaction's amount / the window's mean amount (current included); 1 if it is 0",
     "fraud_count": "frauds in the window (0 if none)",
-    "seconds_since_first_fraud": "seconds from the window's earliest fraud to the transaction; "
-    "delay + window in seconds if there is none",
-    "seconds_since_last_fraud": "seconds from the window's latest fraud to the transaction; "
-    "delay + window in seconds if there is none",
+    "days_since_first_fraud": "days from the window's earliest fraud to the transaction; "
+    "delay + window in days if there is none",
+    "days_since_last_fraud": "days from the window's latest fraud to the transaction; "
+    "delay + window in days if there is none",
     "fraud_share_since_first_fraud": "frauds / the window's events from the earliest fraud's time on "
     "(0 if none): how much of the terminal's traffic has been fraud since it was first hit",
 }
 _NEEDS_LABEL = {
     "fraud_share",
     "fraud_count",
-    "seconds_since_first_fraud",
-    "seconds_since_last_fraud",
+    "days_since_first_fraud",
+    "days_since_last_fraud",
     "fraud_share_since_first_fraud",
 }
 _WINDOWED = {"count", "sum_amount", "mean_amount", "seconds_since_previous", "amount_to_mean", *_NEEDS_LABEL}
@@ -153,8 +153,8 @@ def _realtime_extras() -> list[Feature]:
             Feature(f"TERMINAL_ID_{what}_30DAY_WINDOW", "terminal", aggregation, 30 * DAY_MS, 7 * DAY_MS)
             for what, aggregation in (
                 ("NB_FRAUD", "fraud_count"),
-                ("SECONDS_SINCE_FIRST_FRAUD", "seconds_since_first_fraud"),
-                ("SECONDS_SINCE_LAST_FRAUD", "seconds_since_last_fraud"),
+                ("DAYS_SINCE_FIRST_FRAUD", "days_since_first_fraud"),
+                ("DAYS_SINCE_LAST_FRAUD", "days_since_last_fraud"),
                 ("RISK_SINCE_FIRST_FRAUD", "fraud_share_since_first_fraud"),
             )
         ),
@@ -182,8 +182,8 @@ MODEL_EXTRA_FEATURES: tuple[str, ...] = (
     "CUSTOMER_ID_AMOUNT_TO_AVG_30DAY_WINDOW",
     # Kept by the same rule in session 9 (+0.017 validation AP on its own; docs/model-report.md).
     "TERMINAL_ID_NB_FRAUD_30DAY_WINDOW",
-    "TERMINAL_ID_SECONDS_SINCE_FIRST_FRAUD_30DAY_WINDOW",
-    "TERMINAL_ID_SECONDS_SINCE_LAST_FRAUD_30DAY_WINDOW",
+    "TERMINAL_ID_DAYS_SINCE_FIRST_FRAUD_30DAY_WINDOW",
+    "TERMINAL_ID_DAYS_SINCE_LAST_FRAUD_30DAY_WINDOW",
     "TERMINAL_ID_RISK_SINCE_FIRST_FRAUD_30DAY_WINDOW",
 )
 MODEL_FEATURES: tuple[str, ...] = BASELINE_FEATURES + MODEL_EXTRA_FEATURES
@@ -277,26 +277,30 @@ def window_rule(feature: Feature) -> WindowRule:
 
     `values`: amounts (card) or 0/1 labels (terminal) of the events in the window, in any order, the
     current transaction included when the delay is 0. `stamps`: their timestamps, aligned with
-    `values`; only the `*_fraud` rules read them, so a caller may pass () for other rules.
+    `values`; only the rules `needs_stamps` names read them, so a caller may pass () for others.
     `previous_ts`: the timestamp of the latest event in the window before the current transaction
     (None if none). The reference below and the offline computation both evaluate these, so each
     rule exists once; resolving the rule once per feature keeps the per-transaction cost to one call.
     """
     agg = feature.aggregation
-    none = (feature.window_ms + feature.delay_ms) / 1000  # nothing older is kept, so "none" = all of it
+    # Nothing older is kept, so "none" = all of it. Days, not seconds, for the fraud ages: SageMaker's
+    # Random Cut Forest cuts a dimension with a chance proportional to its range, and a range of
+    # 3.2 million seconds would have it cut on little else.
+    none = (feature.window_ms + feature.delay_ms) / 1000
+    none_days = (feature.window_ms + feature.delay_ms) / DAY_MS
     if agg == "count":
         return lambda t, amount, values, previous_ts, stamps: len(values)
     if agg == "fraud_share":
         return lambda t, amount, values, previous_ts, stamps: sum(values) / len(values) if values else 0.0
     if agg == "fraud_count":
         return lambda t, amount, values, previous_ts, stamps: sum(values)
-    if agg == "seconds_since_first_fraud":
+    if agg == "days_since_first_fraud":
         return lambda t, amount, values, previous_ts, stamps: (
-            (t - min(frauds)) / 1000 if (frauds := _fraud_times(values, stamps)) else none
+            (t - min(frauds)) / DAY_MS if (frauds := _fraud_times(values, stamps)) else none_days
         )
-    if agg == "seconds_since_last_fraud":
+    if agg == "days_since_last_fraud":
         return lambda t, amount, values, previous_ts, stamps: (
-            (t - max(frauds)) / 1000 if (frauds := _fraud_times(values, stamps)) else none
+            (t - max(frauds)) / DAY_MS if (frauds := _fraud_times(values, stamps)) else none_days
         )
     if agg == "fraud_share_since_first_fraud":
         return lambda t, amount, values, previous_ts, stamps: _share_since_first_fraud(values, stamps)
@@ -315,12 +319,12 @@ def window_rule(feature: Feature) -> WindowRule:
     raise ValueError(f"no window rule for aggregation {agg!r}")
 
 
+_NEEDS_STAMPS = {"days_since_first_fraud", "days_since_last_fraud", "fraud_share_since_first_fraud"}
+
+
 def needs_stamps(feature: Feature) -> bool:
     """Whether the feature's rule reads the window's timestamps (else callers may skip slicing them)."""
     return feature.aggregation in _NEEDS_STAMPS
-
-
-_NEEDS_STAMPS = {"seconds_since_first_fraud", "seconds_since_last_fraud", "fraud_share_since_first_fraud"}
 
 
 def window_value(

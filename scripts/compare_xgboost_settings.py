@@ -19,6 +19,7 @@ import numpy as np
 import xgboost as xgb
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from contracts.features import SPEC_VERSION
 from training import prepare
 from training import spec as model_spec
 
@@ -31,7 +32,8 @@ def _split(prepared: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def compare(seed: int, work: Path) -> list[str]:
-    prepared = work / f"seed-{seed}"
+    # Keyed by the feature spec too: prepared data of another spec would silently compare stale columns.
+    prepared = work / f"seed-{seed}-{SPEC_VERSION}"
     if not (prepared / prepare.MANIFEST).is_file():
         prepare.prepare_source(prepare.SIMULATED, prepared, simulation=model_spec.SimulationSize(seed=seed))
     (train_x, train_y), (val_x, val_y), (test_x, test_y) = (_split(prepared, n) for n in prepare.SPLITS)

@@ -261,8 +261,8 @@ def tune(
 _IDEA = {
     "sum_amount": "count",
     "fraud_count": "fraud history",
-    "seconds_since_first_fraud": "fraud history",
-    "seconds_since_last_fraud": "fraud history",
+    "days_since_first_fraud": "fraud history",
+    "days_since_last_fraud": "fraud history",
     "fraud_share_since_first_fraud": "fraud history",
 }
 

@@ -73,6 +73,7 @@ import redis
 from contracts import redis_keys as keys
 from contracts.features import (
     CARD_RETENTION_MS,
+    DAY_MS,
     FEATURES,
     MODEL_FEATURES,
     TERMINAL_RETENTION_MS,
@@ -341,12 +342,13 @@ def _compiled(names: tuple[str, ...]) -> Callable[..., list[int | float]]:
             template.format(
                 i=i,
                 window_s=feature.window_ms / 1000,
-                none_s=(feature.window_ms + feature.delay_ms) / 1000,
+                none_days=(feature.window_ms + feature.delay_ms) / DAY_MS,
             )
         )
     lines.append(f"    return [{', '.join(values)}]")
     namespace = {
         "_locate": _locate,
+        "DAY_MS": DAY_MS,
         "bisect_left": bisect_left,
         "bisect_right": bisect_right,
         "fsum": math.fsum,
@@ -375,16 +377,16 @@ _VALUE_EXPRESSIONS = {
     # `kf{i}`: positions of the window's known frauds; the earliest is the smallest position, as the
     # times are sorted, and "since" starts at the first event sharing its time.
     (2, "fraud_count"): "len(kf{i})",
-    (2, "seconds_since_first_fraud"): "((t - kts[min(kf{i})]) / 1000 if kf{i} else {none_s!r})",
-    (2, "seconds_since_last_fraud"): "((t - kts[max(kf{i})]) / 1000 if kf{i} else {none_s!r})",
+    (2, "days_since_first_fraud"): "((t - kts[min(kf{i})]) / DAY_MS if kf{i} else {none_days!r})",
+    (2, "days_since_last_fraud"): "((t - kts[max(kf{i})]) / DAY_MS if kf{i} else {none_days!r})",
     (2, "fraud_share_since_first_fraud"): (
         "(len(kf{i}) / (kh{i} - bisect_left(kts, kts[min(kf{i})], kl{i}, kh{i})) if kf{i} else 0.0)"
     ),
 }
 _FRAUD_LISTED = {
     "fraud_count",
-    "seconds_since_first_fraud",
-    "seconds_since_last_fraud",
+    "days_since_first_fraud",
+    "days_since_last_fraud",
     "fraud_share_since_first_fraud",
 }
 _SUMMED = {"sum_amount", "mean_amount", "amount_to_mean"}

@@ -134,8 +134,8 @@ def test_delayed_terminal_windows_and_fraud_reports():
     assert vector["TERMINAL_ID_NB_TX_30DAY_WINDOW"] == 7
     assert vector["TERMINAL_ID_RISK_30DAY_WINDOW"] == 3 / 7  # at-delay, edge-1d, same-b
     assert vector["TERMINAL_ID_NB_FRAUD_30DAY_WINDOW"] == 3
-    assert vector["TERMINAL_ID_SECONDS_SINCE_FIRST_FRAUD_30DAY_WINDOW"] == 11 * 86_400  # same-b
-    assert vector["TERMINAL_ID_SECONDS_SINCE_LAST_FRAUD_30DAY_WINDOW"] == 7 * 86_400  # at-delay
+    assert vector["TERMINAL_ID_DAYS_SINCE_FIRST_FRAUD_30DAY_WINDOW"] == 11.0  # same-b
+    assert vector["TERMINAL_ID_DAYS_SINCE_LAST_FRAUD_30DAY_WINDOW"] == 7.0  # at-delay
     # From same-b's millisecond on: same-a (its tie, before it in event order) too, 6 events.
     assert vector["TERMINAL_ID_RISK_SINCE_FIRST_FRAUD_30DAY_WINDOW"] == 3 / 6
 

@@ -131,8 +131,8 @@ def test_spec_version_changes_with_any_definition():
         ("merchant", "count", DAY_MS, 0),
         ("card", "median", DAY_MS, 0),
         ("terminal", "fraud_count", DAY_MS, 0),  # the fraud-history views need known labels too
-        ("terminal", "seconds_since_first_fraud", DAY_MS, 0),
-        ("card", "seconds_since_last_fraud", DAY_MS, DAY_MS),
+        ("terminal", "days_since_first_fraud", DAY_MS, 0),
+        ("card", "days_since_last_fraud", DAY_MS, DAY_MS),
         ("card", "fraud_share_since_first_fraud", DAY_MS, DAY_MS),
     ],
 )

@@ -28,8 +28,8 @@ def test_first_transaction_of_a_card_and_terminal():
     assert f["CUSTOMER_ID_SECONDS_SINCE_PREV_TX"] == 30 * 86_400  # "no previous" = the window length
     # No known fraud: none counted, "since" = delay + window (nothing older is kept), no share.
     assert f["TERMINAL_ID_NB_FRAUD_30DAY_WINDOW"] == 0
-    assert f["TERMINAL_ID_SECONDS_SINCE_FIRST_FRAUD_30DAY_WINDOW"] == 37 * 86_400
-    assert f["TERMINAL_ID_SECONDS_SINCE_LAST_FRAUD_30DAY_WINDOW"] == 37 * 86_400
+    assert f["TERMINAL_ID_DAYS_SINCE_FIRST_FRAUD_30DAY_WINDOW"] == 37.0
+    assert f["TERMINAL_ID_DAYS_SINCE_LAST_FRAUD_30DAY_WINDOW"] == 37.0
     assert f["TERMINAL_ID_RISK_SINCE_FIRST_FRAUD_30DAY_WINDOW"] == 0
     assert f["CUSTOMER_ID_AMOUNT_TO_AVG_30DAY_WINDOW"] == 1.0
     assert f["TERMINAL_ID_NB_TX_1HOUR_NODELAY_WINDOW"] == 1
@@ -96,8 +96,8 @@ def test_a_terminals_fraud_history_over_the_delayed_30_days():
     ]
     f = features(terminal=terminal)
     assert f["TERMINAL_ID_NB_FRAUD_30DAY_WINDOW"] == 2
-    assert f["TERMINAL_ID_SECONDS_SINCE_FIRST_FRAUD_30DAY_WINDOW"] == 20 * 86_400
-    assert f["TERMINAL_ID_SECONDS_SINCE_LAST_FRAUD_30DAY_WINDOW"] == 7 * 86_400
+    assert f["TERMINAL_ID_DAYS_SINCE_FIRST_FRAUD_30DAY_WINDOW"] == 20.0
+    assert f["TERMINAL_ID_DAYS_SINCE_LAST_FRAUD_30DAY_WINDOW"] == 7.0
     assert f["TERMINAL_ID_RISK_SINCE_FIRST_FRAUD_30DAY_WINDOW"] == 2 / 4
     assert f["TERMINAL_ID_RISK_30DAY_WINDOW"] == 2 / 5
     # The order of the history does not matter, ties included.
@@ -110,7 +110,7 @@ def test_recent_frauds_do_not_reach_the_terminal_risk():
     assert f["TERMINAL_ID_NB_TX_30DAY_WINDOW"] == 0
     assert f["TERMINAL_ID_RISK_30DAY_WINDOW"] == 0
     assert f["TERMINAL_ID_NB_FRAUD_30DAY_WINDOW"] == 0
-    assert f["TERMINAL_ID_SECONDS_SINCE_LAST_FRAUD_30DAY_WINDOW"] == 37 * 86_400
+    assert f["TERMINAL_ID_DAYS_SINCE_LAST_FRAUD_30DAY_WINDOW"] == 37.0
 
 
 def test_ties_at_the_same_timestamp():

@@ -82,8 +82,8 @@ def test_extra_feature_groups_cover_every_extra_once():
         f"TERMINAL_ID_{what}_30DAY_WINDOW"
         for what in (
             "NB_FRAUD",
-            "SECONDS_SINCE_FIRST_FRAUD",
-            "SECONDS_SINCE_LAST_FRAUD",
+            "DAYS_SINCE_FIRST_FRAUD",
+            "DAYS_SINCE_LAST_FRAUD",
             "RISK_SINCE_FIRST_FRAUD",
         )
     )
