@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import shlex
+import signal
 import sys
 import threading
 import time
@@ -387,10 +388,24 @@ def _keep_running(pipeline: LocalPipeline) -> None:
     write_private(url_file, pipeline.redis_url)
     print(connection_text(pipeline, url_file), flush=True)
     try:
-        threading.Event().wait()  # until Ctrl-C
-    except KeyboardInterrupt:
-        # Ctrl-C is how --keep is meant to end: the run's own status, not 130 (make's "Error 130").
-        _say("stopping (Ctrl-C)")
+        threading.Event().wait()  # until Ctrl-C or SIGTERM
+    except KeyboardInterrupt as stop:
+        # Either is how --keep is meant to end: the run's own status, not 130 (make's "Error 130").
+        _say("stopping (SIGTERM)" if isinstance(stop, Terminated) else "stopping (Ctrl-C)")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is."""
+
+
+def _stop_on_sigterm() -> None:
+    """`kill`, `timeout` and process managers send SIGTERM, whose default ends Python without its
+    `finally` blocks: the Redis, local Kinesis and trigger the demo started would outlive it."""
+
+    def terminate(_signum: int, _frame: object) -> None:
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, terminate)
 
 
 _OWN_REDIS_HINT = "or unset REDIS_URL and the demo starts its own Redis Stack"
@@ -426,6 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     # The trigger's warnings (a handler error, a batch given up) in the demo's own voice, on stderr.
     logging.basicConfig(level=logging.WARNING, format="demo: %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    _stop_on_sigterm()
     # User errors (the REDIS_URL above, Ctrl-C) are one line; anything else is our bug: traceback.
     return cli_errors.run("demo", lambda: _run_checked(args))
 

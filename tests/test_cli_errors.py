@@ -15,9 +15,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import redis
 
 from emulators.redis_stack import free_port
 
@@ -262,9 +264,11 @@ def test_make_synth_with_a_bad_context_value_shows_that_line_and_no_banner():
 # --- Ctrl-C on --keep ------------------------------------------------------------------------------
 
 
-def _interrupt_when_kept(args: list[str], tmp_path: Path) -> tuple[int, str]:
-    """Start `args` in its own process group, Ctrl-C it (SIGINT to the group, as a terminal does)
-    once the demo says it keeps running, and return (exit code, all output)."""
+def _interrupt_when_kept(
+    args: list[str], tmp_path: Path, *, stop: Callable[[int], None] | None = None
+) -> tuple[int, str]:
+    """Start `args` in its own process group, Ctrl-C it (SIGINT to the group, as a terminal does;
+    or `stop(pid)`) once the demo says it keeps running, and return (exit code, all output)."""
     log = tmp_path / "out.log"
     env = {k: v for k, v in os.environ.items() if k not in SUB_MAKE_VARIABLES} | MAKE_ENV
     env.pop("REDIS_URL", None)
@@ -276,7 +280,10 @@ def _interrupt_when_kept(args: list[str], tmp_path: Path) -> tuple[int, str]:
         while "Everything is still running" not in log.read_text() and time.monotonic() < deadline:
             assert process.poll() is None, log.read_text()
             time.sleep(0.5)
-        os.killpg(process.pid, signal.SIGINT)
+        if stop is None:
+            os.killpg(process.pid, signal.SIGINT)
+        else:
+            stop(process.pid)
         try:  # stopping Redis, moto and the trigger takes ~2 s idle; far longer on a loaded machine
             status = process.wait(240)
         except subprocess.TimeoutExpired:
@@ -294,6 +301,30 @@ def test_ctrl_c_on_demo_keep_ends_cleanly_with_status_0(tmp_path):
     assert status == 0, output
     assert "Traceback" not in output, output
     assert "interrupted" not in output, output
+
+
+@pytest.mark.e2e
+def test_sigterm_on_demo_keep_stops_what_it_started(tmp_path):
+    # GIVEN a kept demo, WHEN only its own process gets SIGTERM (as from `kill` or `timeout`)
+    work = tmp_path / "demo"
+    urls = []
+
+    def terminate(pid: int) -> None:
+        urls.append((work / "run" / "redis.url").read_text().strip())
+        redis.Redis.from_url(urls[0], socket_connect_timeout=2).ping()  # up while kept
+        os.kill(pid, signal.SIGTERM)
+
+    status, output = _interrupt_when_kept(
+        [sys.executable, "-m", "demo", "--keep", "--count", "50", "--work-dir", str(work)],
+        tmp_path,
+        stop=terminate,
+    )
+    # THEN it stops as on Ctrl-C: status 0, and its Redis is gone (it used to outlive the demo)
+    assert status == 0, output
+    assert "stopping (SIGTERM)" in output, output
+    assert "Traceback" not in output, output
+    with pytest.raises(redis.ConnectionError):
+        redis.Redis.from_url(urls[0], socket_connect_timeout=2).ping()
 
 
 @pytest.mark.e2e
