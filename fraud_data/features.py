@@ -86,16 +86,10 @@ def _window_columns(
             for f in window_features:
                 if f.aggregation == "count":
                     out = [hi - lo for lo, hi in zip(los, his, strict=True)]  # len(slice), without the slice
-                elif needs_stamps(f):
-                    rule = rules[f.name]
-                    out = [
-                        rule(t, amount, values[lo:hi], prev, ts[lo:hi])
-                        for t, amount, lo, hi, prev in zip(ts, amounts, los, his, previous, strict=True)
-                    ]
                 else:
-                    rule = rules[f.name]
+                    rule, stamped = rules[f.name], needs_stamps(f)  # slice the times only for those
                     out = [
-                        rule(t, amount, values[lo:hi], prev, ())
+                        rule(t, amount, values[lo:hi], prev, ts[lo:hi] if stamped else ())
                         for t, amount, lo, hi, prev in zip(ts, amounts, los, his, previous, strict=True)
                     ]
                 column = columns[f.name]

@@ -15,20 +15,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-import xgboost as xgb
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from contracts.features import SPEC_VERSION
-from training import prepare
+from training import models, prepare
 from training import spec as model_spec
 
 WORK = Path(__file__).resolve().parent.parent / "artifacts" / "xgb-settings"  # gitignored, reused
-
-
-def _split(prepared: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
-    data = np.loadtxt(prepared / prepare.XGBOOST_FILES[name], delimiter=",", dtype=np.float32, ndmin=2)
-    return data[:, 1:], data[:, 0]
 
 
 def compare(seed: int, work: Path) -> list[str]:
@@ -36,31 +29,19 @@ def compare(seed: int, work: Path) -> list[str]:
     prepared = work / f"seed-{seed}-{SPEC_VERSION}"
     if not (prepared / prepare.MANIFEST).is_file():
         prepare.prepare_source(prepare.SIMULATED, prepared, simulation=model_spec.SimulationSize(seed=seed))
-    (train_x, train_y), (val_x, val_y), (test_x, test_y) = (_split(prepared, n) for n in prepare.SPLITS)
-    train = xgb.DMatrix(train_x, label=train_y)
-    validation = xgb.DMatrix(val_x, label=val_y)
-    test = xgb.DMatrix(test_x, label=test_y)
-    positives = int(train_y.sum())
+    train, validation, test = (
+        models.load_xgboost_csv(prepared / prepare.XGBOOST_FILES[name]) for name in prepare.SPLITS
+    )
     lines = []
     for name, behavioural in (("behavioural setting", True), ("creditcard setting", False)):
-        params, num_round = model_spec.xgboost_setting(
-            behavioural=behavioural, negatives=len(train_y) - positives, positives=positives
-        )
-        booster = xgb.train(
-            {"tree_method": "hist", **params, "seed": model_spec.SEED},
-            train,
-            num_round,
-            evals=[(validation, "validation")],
-            early_stopping_rounds=model_spec.XGBOOST_EARLY_STOPPING_ROUNDS,
-            verbose_eval=False,
-        )
-        trees = (0, booster.best_iteration + 1)
-        val_p = booster.predict(validation, iteration_range=trees)
-        test_p = booster.predict(test, iteration_range=trees)
+        # The local twin's training: the profile's setting, early stopping on validation, the best trees.
+        booster = models.train_xgboost(train, validation, behavioural=behavioural)
+        val_p = booster.inplace_predict(validation.features)
+        test_p = booster.inplace_predict(test.features)
         lines.append(
-            f"seed {seed}, {name}: validation AP {average_precision_score(val_y, val_p):.3f}; "
-            f"test AP {average_precision_score(test_y, test_p):.3f}, "
-            f"AUC {roc_auc_score(test_y, test_p):.3f}; {trees[1]} trees"
+            f"seed {seed}, {name}: validation AP {average_precision_score(validation.labels, val_p):.3f}; "
+            f"test AP {average_precision_score(test.labels, test_p):.3f}, "
+            f"AUC {roc_auc_score(test.labels, test_p):.3f}; {booster.num_boosted_rounds()} trees"
         )
     return lines
 

@@ -243,6 +243,10 @@ def resumable_producer(
     )
 
 
+def sent_events(kinesis) -> list[tuple[str, str]]:
+    return [(e.get("type", "transaction"), e["transaction_id"]) for e in kinesis.accepted]
+
+
 def test_a_stopped_run_never_sends_a_report_without_its_transaction(tmp_path):
     # GIVEN one fraud, whose report is due a day later, and a stream that refuses it as Ctrl-C comes
     fraud = simulator_rows(("sim-1-0", 1_700_000_000_000, "c0", "t0", 10.0, 1, 1))
@@ -255,7 +259,7 @@ def test_a_stopped_run_never_sends_a_report_without_its_transaction(tmp_path):
     assert kinesis.accepted == []
     # AND the resumed run sends the transaction, then its report
     resumable_producer(fraud, kinesis, store, resume=True).run()
-    assert [(e.get("type", "transaction"), e["transaction_id"]) for e in kinesis.accepted] == [
+    assert sent_events(kinesis) == [
         ("transaction", "sim-1-0"),
         ("label", "sim-1-0"),
     ]
@@ -296,13 +300,8 @@ def test_the_reports_of_a_failed_runs_accepted_transactions_are_sent_by_the_resu
     # WHEN the run is resumed THEN the second transaction goes out, and the first one's report too
     working = CtrlCDuringFirstCall()
     resumable_producer(rows, working, store, resume=True).run()
-    sent = [(e.get("type", "transaction"), e["transaction_id"]) for e in working.accepted]
-    assert sorted(sent) == [("label", "sim-1-0"), ("transaction", "sim-1-1")]
+    assert sorted(sent_events(working)) == [("label", "sim-1-0"), ("transaction", "sim-1-1")]
     assert store.load(source="k", order="sequential").pending_reports == ()
-
-
-def sent_events(kinesis) -> list[tuple[str, str]]:
-    return [(e.get("type", "transaction"), e["transaction_id"]) for e in kinesis.accepted]
 
 
 @pytest.mark.parametrize(
